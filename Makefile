@@ -1,0 +1,39 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Everything installs into ./.venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DATA_DIR ?= $(or $(SM_ASSETS_DATA_DIR),./data)
+export DAGSTER_HOME ?= $(abspath $(DATA_DIR))/dagster_home
+
+.PHONY: install demo test lint dev refresh clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/sm-assets demo
+
+test: install
+	$(BIN)/ruff check sm_assets sm_assets_tests
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check sm_assets sm_assets_tests
+	$(BIN)/ruff format --check sm_assets sm_assets_tests
+
+dev: install
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+refresh: install
+	$(BIN)/sm-assets refresh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

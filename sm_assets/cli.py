@@ -1,0 +1,274 @@
+"""`sm-assets`: refresh the inventory through Dagster, run the demo, query the DuckDB file."""
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from sm_assets.core.collect import AccountDiscoveryError, resolve_account_ids
+from sm_assets.core.config import ConfigError, Settings, validate_accounts
+from sm_assets.core.lake import LakeError, dataset_file, latest_snapshot_date, read_file
+from sm_assets.core.schemas import COLLECTION_STATUS_DATASET, COLLECTION_STATUS_SCHEMA
+
+DEMO_MARKER = ".sm-assets-demo"
+INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+
+
+class CliError(RuntimeError):
+    """Printed as one line, exit code 2."""
+
+
+@dataclass
+class AccountOutcome:
+    account_id: str
+    run_ok: bool
+    statuses: list[dict] = field(default_factory=list)
+
+    @property
+    def denied(self) -> bool:
+        return any(s["status"] == "access_denied" for s in self.statuses)
+
+    @property
+    def errors(self) -> list[dict]:
+        return [s for s in self.statuses if s["status"] == "error"]
+
+    @property
+    def failed(self) -> bool:
+        return not self.run_ok or bool(self.errors) or not self.statuses
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.statuses:
+            out[s["resource_type"]] = out.get(s["resource_type"], 0) + (s["item_count"] or 0)
+        return out
+
+    def describe(self) -> str:
+        if not self.run_ok:
+            return "FAILED (see the run in the Dagster UI)"
+        if self.denied and all(s["status"] == "access_denied" for s in self.statuses):
+            first = self.statuses[0]
+            return f"access denied ({first['error_code']}): reported, not collected"
+        c = self.counts()
+        text = (
+            f"{c.get('model_quality_job_definition', 0)} job definitions, {c.get('endpoint', 0)} endpoints, "
+            f"{c.get('monitoring_schedule', 0)} schedules"
+        )
+        problems = [f"{s['region']}/{s['resource_type']} {s['status']} {s['error_code']}" for s in self.statuses
+                    if s["status"] != "ok"]
+        return text + (f"; problems: {', '.join(problems)}" if problems else "")
+
+
+def dagster_instance(settings: Settings):  # -> dg.DagsterInstance (imported lazily: dagster is slow to import)
+    import dagster as dg
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        home = str(settings.data_dir / "dagster_home")
+        os.environ["DAGSTER_HOME"] = home
+    Path(home).mkdir(parents=True, exist_ok=True)
+    yaml = Path(home) / "dagster.yaml"
+    if not yaml.exists():
+        yaml.write_text(INSTANCE_YAML)
+    return dg.DagsterInstance.get()
+
+
+def read_statuses(settings: Settings, account_id: str) -> list[dict]:
+    day = latest_snapshot_date(settings.lake_dir, COLLECTION_STATUS_DATASET, account_id)
+    if day is None:
+        return []
+    path = dataset_file(settings.lake_dir, COLLECTION_STATUS_DATASET, day, account_id)
+    return read_file(path, COLLECTION_STATUS_SCHEMA).to_pylist()
+
+
+def run_refresh(
+    settings: Settings, account_ids: Sequence[str] | None = None, echo: Callable[[str], None] = print
+) -> list[AccountOutcome]:
+    """Sync the account partitions, then materialize each account through Dagster (in-process runs)."""
+    from sm_assets.definitions import build_definitions
+    from sm_assets.defs.inventory.assets import aws_account_partitions
+    from sm_assets.defs.inventory.automation import sync_account_partitions
+
+    instance = dagster_instance(settings)
+    if account_ids:
+        ids = list(validate_accounts(list(account_ids)))
+        # A partial refresh only adds partitions; it must not drop the accounts it was not asked about.
+        existing = set(instance.get_dynamic_partitions(aws_account_partitions.name))
+        added, removed = [a for a in ids if a not in existing], []
+        if added:
+            instance.add_dynamic_partitions(aws_account_partitions.name, added)
+    else:
+        try:
+            ids = resolve_account_ids(settings)
+        except AccountDiscoveryError as exc:
+            raise CliError(str(exc)) from None
+        added, removed = sync_account_partitions(instance, ids)
+    echo(f"accounts: {len(ids)} (partitions added {len(added)}, removed {len(removed)}); "
+         f"regions: {', '.join(settings.regions)}")
+    job = build_definitions(settings).resolve_job_def("sagemaker_inventory_job")
+    outcomes = []
+    for n, account_id in enumerate(ids, 1):
+        result = job.execute_in_process(partition_key=account_id, instance=instance, raise_on_error=False)
+        outcome = AccountOutcome(account_id, result.success, read_statuses(settings, account_id))
+        outcomes.append(outcome)
+        echo(f"[{n}/{len(ids)}] {account_id}: {outcome.describe()}")
+    failed = [o.account_id for o in outcomes if o.failed]
+    denied = [o.account_id for o in outcomes if o.denied]
+    echo(f"done: {len(outcomes) - len(failed)} collected, {len(denied)} with denied access, {len(failed)} failed")
+    return outcomes
+
+
+def exit_code(outcomes: Sequence[AccountOutcome]) -> int:
+    return 1 if any(o.failed for o in outcomes) else 0
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]], max_width: int = 60) -> str:
+    def cell(v: object) -> str:
+        text = "NULL" if v is None else str(v)
+        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+    body = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in body]
+    return "\n".join(lines)
+
+
+def run_query(settings: Settings, sql: str) -> str:
+    if not settings.duckdb_path.exists():
+        raise CliError(f"no DuckDB file at {settings.duckdb_path}: run `sm-assets refresh` (or `make demo`) first")
+    try:
+        with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+            cursor = conn.execute(sql)
+            columns = [d[0] for d in cursor.description or []]
+            rows = cursor.fetchall()
+    except duckdb.Error as exc:
+        raise CliError(f"query failed: {str(exc).splitlines()[0]}") from None
+    return format_table(columns, rows) + f"\n({len(rows)} rows)"
+
+
+@contextmanager
+def patched_env(values: dict[str, str | None]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def reset_demo_dir(data_dir: Path) -> None:
+    """The demo owns its data dir: wipe a previous demo, refuse to touch anything else."""
+    marker = data_dir / DEMO_MARKER
+    holds_data = (data_dir / "lake").exists() or (data_dir / "sm_assets.duckdb").exists()
+    if holds_data and not marker.exists():
+        raise CliError(
+            f"{data_dir} holds non-demo sm-assets data; point SM_ASSETS_DATA_DIR at another directory for the demo"
+        )
+    for name in ("lake", "sm_assets.duckdb", "sm_assets.duckdb.wal", "dagster_home"):
+        path = data_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text("This directory was written by `sm-assets demo` and is reset by it.\n")
+
+
+DEMO_QUERIES = (
+    "SELECT account_id, count(*) AS definitions, count(*) FILTER (WHERE model_quality_baseline_config IS NULL) "
+    "AS without_baseline FROM aws.sagemaker_model_quality_job_definition GROUP BY account_id ORDER BY account_id",
+    "SELECT account_id, region, resource_type, status, error_code FROM aws.collection_status "
+    "WHERE status <> 'ok' ORDER BY ALL",
+)
+
+
+def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
+    from sm_assets.demo.fake_aws import fake_aws_server
+    from sm_assets.demo.seed import seed_demo_org
+
+    reset_demo_dir(settings.data_dir)
+    if os.environ.get("DAGSTER_HOME") is None:
+        os.environ["DAGSTER_HOME"] = str(settings.data_dir / "dagster_home")
+    with fake_aws_server() as endpoint:
+        fake_env = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": None,
+            "AWS_PROFILE": None,
+            "AWS_DEFAULT_REGION": settings.regions[0],
+        }
+        with patched_env(fake_env):
+            echo(f"demo: fake AWS organization on {endpoint}")
+            org = seed_demo_org(endpoint, regions=settings.regions, role_name=settings.role_name)
+            echo(f"demo: seeded {len(org.member_account_ids)} member accounts x {len(settings.regions)} regions "
+                 f"({len(org.denied_account_ids)} without the {settings.role_name} role)")
+            outcomes = run_refresh(settings, echo=echo)
+    for sql in DEMO_QUERIES:
+        echo("\n$ sm-assets query \"" + sql + "\"")
+        echo(run_query(settings, sql))
+    echo(
+        "\nBrowse it: `make dev` (or DAGSTER_HOME="
+        f"{os.environ['DAGSTER_HOME']} .venv/bin/dagster dev) and open http://127.0.0.1:3000; "
+        f"query it: .venv/bin/sm-assets query \"SELECT * FROM aws.sagemaker_model_quality_job_definition\" "
+        f"(DuckDB file {settings.duckdb_path})"
+    )
+    return exit_code(outcomes)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sm-assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    refresh = sub.add_parser("refresh", help="sync account partitions, then collect every account through Dagster")
+    refresh.add_argument("--account", action="append", help="only this account (repeatable)")
+    sub.add_parser("sync-accounts", help="only sync the aws_account partitions with the organization")
+    sub.add_parser("demo", help="seed a fake organization on 127.0.0.1 and refresh it")
+    query = sub.add_parser("query", help="run SQL against the DuckDB file and print a table")
+    query.add_argument("sql")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "refresh":
+            return exit_code(run_refresh(settings, args.account))
+        if args.command == "sync-accounts":
+            from sm_assets.defs.inventory.automation import sync_account_partitions
+
+            try:
+                ids = resolve_account_ids(settings)
+            except AccountDiscoveryError as exc:
+                raise CliError(str(exc)) from None
+            added, removed = sync_account_partitions(dagster_instance(settings), ids)
+            print(f"accounts: {len(ids)}; added {added or 'none'}; removed {removed or 'none'}")
+            return 0
+        if args.command == "demo":
+            return run_demo(settings)
+        if args.command == "query":
+            print(run_query(settings, args.sql))
+            return 0
+    except (ConfigError, CliError, LakeError) as exc:
+        print(f"sm-assets: error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

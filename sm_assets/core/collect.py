@@ -1,0 +1,360 @@
+"""Collect SageMaker resources from member accounts with boto3 (no Dagster here).
+
+Flow per account: AssumeRole once -> for every configured region (in parallel) and every resource
+spec: list every page, describe each resource, read every page of its tags. Each (region, resource
+type) gets a status record, so a denied or broken region is never mistaken for an empty one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sm_assets.core.config import Settings
+from sm_assets.core.specs import RESOURCE_SPECS, ResourceSpec
+
+log = logging.getLogger(__name__)
+
+ROLE_SESSION_NAME = "sm-assets-inventory"
+USER_AGENT = "sm-assets/0.1"
+
+# Codes that mean "we are not allowed to look", as opposed to a fault worth retrying or fixing.
+ACCESS_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "AuthorizationError",
+        # An opt-in region that is not enabled for the account rejects the (valid) credentials.
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+    }
+)
+NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException", "ValidationException"})
+
+
+class AccountDiscoveryError(RuntimeError):
+    """Organizations could not list the accounts; the message says what to do instead."""
+
+
+def client_config(max_pool_connections: int = 10) -> Config:
+    # Adaptive retry mode rate-limits the client itself once AWS starts throttling.
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": 10},
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=max_pool_connections,
+        user_agent_extra=USER_AGENT,
+    )
+
+
+def aws_partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+# ---------------------------------------------------------------------------------------------
+# Accounts
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    name: str
+    state: str  # ACTIVE, SUSPENDED, PENDING_CLOSURE, CLOSED (or the legacy Status value)
+
+
+def account_state(account: dict[str, Any]) -> str:
+    # Organizations is retiring Account.Status in favour of Account.State.
+    return str(account.get("State") or account.get("Status") or "UNKNOWN").upper()
+
+
+def list_org_accounts(session: boto3.Session | None = None) -> list[Account]:
+    """Every account of the organization (all pages), whatever its state."""
+    session = session or boto3.Session()
+    client = session.client("organizations", region_name="us-east-1", config=client_config())
+    accounts: list[Account] = []
+    try:
+        for page in client.get_paginator("list_accounts").paginate():
+            for raw in page.get("Accounts", []):
+                accounts.append(Account(raw["Id"], raw.get("Name", ""), account_state(raw)))
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise AccountDiscoveryError(
+            f"AWS Organizations ListAccounts failed ({code}): run from the management account or a "
+            "delegated administrator, or set SM_ASSETS_ACCOUNTS=111111111111,222222222222 to list accounts "
+            "explicitly"
+        ) from None
+    except BotoCoreError as exc:
+        raise AccountDiscoveryError(f"AWS Organizations ListAccounts failed: {exc}") from None
+    return accounts
+
+
+def resolve_account_ids(settings: Settings, session: boto3.Session | None = None) -> list[str]:
+    """The accounts to collect: SM_ASSETS_ACCOUNTS if set, else the organization's ACTIVE accounts."""
+    if settings.accounts:
+        return list(settings.accounts)
+    return sorted(a.account_id for a in list_org_accounts(session) if a.state == "ACTIVE")
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw payload handling
+
+
+def to_jsonable(value: Any) -> Any:
+    """botocore values -> JSON values; datetimes become ISO-8601 strings in UTC."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def merge_unknown_fields(parsed: Any, raw: Any) -> None:
+    """Copy into `parsed` every key of the raw JSON body that botocore's model dropped."""
+    if isinstance(parsed, dict) and isinstance(raw, dict):
+        for key, raw_value in raw.items():
+            if key not in parsed:
+                parsed[key] = raw_value
+            else:
+                merge_unknown_fields(parsed[key], raw_value)
+    elif isinstance(parsed, list) and isinstance(raw, list) and len(parsed) == len(raw):
+        for parsed_item, raw_item in zip(parsed, raw, strict=True):
+            merge_unknown_fields(parsed_item, raw_item)
+
+
+def _keep_unknown_fields(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+    # botocore parses against its bundled model and drops fields AWS added later; the raw body has them.
+    if http_response is None or http_response.status_code >= 300:
+        return
+    try:
+        raw = json.loads(http_response.content or b"{}")
+    except ValueError:
+        return
+    merge_unknown_fields(parsed, raw)
+
+
+def payload(response: dict[str, Any]) -> dict[str, Any]:
+    """A describe response without botocore's bookkeeping, as JSON values."""
+    return to_jsonable({k: v for k, v in response.items() if k != "ResponseMetadata"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Collection results
+
+
+@dataclass
+class RawItem:
+    resource_type: str
+    region: str
+    arn: str
+    name: str
+    describe: dict[str, Any]
+    tags: list[dict[str, str]] | None  # None when tags are not collected for this type
+
+
+@dataclass
+class StatusRecord:
+    region: str
+    resource_type: str
+    status: str  # ok | access_denied | error
+    error_code: str | None = None
+    message: str | None = None
+    item_count: int = 0
+    api_calls: int = 0
+
+
+@dataclass
+class AccountSnapshot:
+    account_id: str
+    collected_at: datetime
+    regions: tuple[str, ...]
+    items: list[RawItem] = field(default_factory=list)
+    statuses: list[StatusRecord] = field(default_factory=list)
+
+    @property
+    def snapshot_date(self) -> date:
+        return self.collected_at.date()
+
+    def items_of(self, resource_type: str) -> list[RawItem]:
+        return [i for i in self.items if i.resource_type == resource_type]
+
+    def statuses_of(self, resource_type: str) -> list[StatusRecord]:
+        return [s for s in self.statuses if s.resource_type == resource_type]
+
+    @property
+    def denied(self) -> bool:
+        return any(s.status == "access_denied" for s in self.statuses)
+
+    @property
+    def errors(self) -> list[StatusRecord]:
+        return [s for s in self.statuses if s.status == "error"]
+
+
+def _error_details(exc: Exception) -> tuple[str, str, str]:
+    """(status, code, one-line message) for an exception raised while collecting."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", "ClientError"))
+        message = str(err.get("Message", exc)).splitlines()[0] if str(err.get("Message", "")) else str(exc)
+        status = "access_denied" if code in ACCESS_DENIED_CODES else "error"
+        return status, code, message
+    return "error", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+class _CallCounter:
+    """Counts API calls made by one client (retries included), via botocore's event hooks."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, **_: Any) -> None:
+        with self._lock:
+            self.count += 1
+
+
+def collect_resource(client: Any, spec: ResourceSpec, region: str) -> tuple[list[RawItem], StatusRecord]:
+    """List, describe and tag every resource of one type in one region."""
+    counter = _CallCounter()
+    client.meta.events.register("before-send.sagemaker.*", counter)
+    items: list[RawItem] = []
+    try:
+        tags_denied: str | None = None
+        for page in client.get_paginator(spec.list_operation).paginate(**spec.list_params):
+            for summary in page.get(spec.list_result_key, []):
+                name = summary[spec.list_name_field]
+                if spec.describe_operation:
+                    try:
+                        described = getattr(client, spec.describe_operation)(**{spec.describe_param: name})
+                    except ClientError as exc:
+                        if exc.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
+                            log.info("%s %s vanished before describe; skipped", spec.resource_type, name)
+                            continue
+                        raise
+                    body = payload(described)
+                else:
+                    body = payload(summary)
+                tags: list[dict[str, str]] | None = None
+                arn = body.get(spec.arn_field) or summary[spec.list_arn_field]
+                if spec.with_tags and tags_denied is None:
+                    try:
+                        tags = [
+                            {"Key": t["Key"], "Value": t.get("Value", "")}
+                            for tag_page in client.get_paginator("list_tags").paginate(ResourceArn=arn)
+                            for t in tag_page.get("Tags", [])
+                        ]
+                    except ClientError as exc:
+                        code = exc.response.get("Error", {}).get("Code")
+                        if code in NOT_FOUND_CODES:
+                            continue
+                        if code not in ACCESS_DENIED_CODES:
+                            raise
+                        # Keep the resource; say loudly that its tags could not be read.
+                        tags_denied = f"ListTags denied ({code}); tags not collected"
+                items.append(RawItem(spec.resource_type, region, arn, name, body, tags))
+        if tags_denied:
+            status = StatusRecord(region, spec.resource_type, "access_denied", "ListTagsDenied", tags_denied)
+        else:
+            status = StatusRecord(region, spec.resource_type, "ok")
+    except Exception as exc:  # noqa: BLE001 - one bad region/payload must not hide the others
+        state, code, message = _error_details(exc)
+        log.debug("%s %s in %s: %s %s", spec.resource_type, state, region, code, message)
+        status = StatusRecord(region, spec.resource_type, state, code, message)
+        items = []  # a partial listing must not pass for the whole truth
+    finally:
+        client.meta.events.unregister("before-send.sagemaker.*", counter)
+    status.item_count = len(items)
+    status.api_calls = counter.count
+    return items, status
+
+
+def assume_role_session(
+    account_id: str, settings: Settings, base_session: boto3.Session | None = None
+) -> boto3.Session:
+    base_session = base_session or boto3.Session()
+    region = settings.regions[0]
+    sts = base_session.client("sts", region_name=region, config=client_config())
+    params: dict[str, Any] = {
+        "RoleArn": f"arn:{aws_partition(region)}:iam::{account_id}:role/{settings.role_name}",
+        "RoleSessionName": ROLE_SESSION_NAME,
+    }
+    if settings.external_id:
+        params["ExternalId"] = settings.external_id
+    creds = sts.assume_role(**params)["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
+def sagemaker_client(session: boto3.Session, region: str) -> Any:
+    client = session.client("sagemaker", region_name=region, config=client_config())
+    client.meta.events.register("after-call.sagemaker.Describe*", _keep_unknown_fields)
+    return client
+
+
+def collect_account(
+    account_id: str,
+    settings: Settings,
+    specs: Sequence[ResourceSpec] = RESOURCE_SPECS,
+    *,
+    base_session: boto3.Session | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> AccountSnapshot:
+    """Collect every spec in every configured region of one account. Never raises for AWS faults."""
+    snapshot = AccountSnapshot(account_id=account_id, collected_at=now(), regions=settings.regions)
+    try:
+        session = assume_role_session(account_id, settings, base_session)
+    except (ClientError, BotoCoreError) as exc:
+        state, code, message = _error_details(exc)
+        log.warning("AssumeRole into %s failed: %s %s", account_id, code, message)
+        snapshot.statuses = [
+            StatusRecord(region, spec.resource_type, state, code, f"AssumeRole: {message}", api_calls=0)
+            for region in settings.regions
+            for spec in specs
+        ]
+        return snapshot
+
+    # boto3 client creation is not thread-safe; build the clients first, then fan out per region.
+    clients = {region: sagemaker_client(session, region) for region in settings.regions}
+
+    def run_region(region: str) -> list[tuple[list[RawItem], StatusRecord]]:
+        return [collect_resource(clients[region], spec, region) for spec in specs]
+
+    with ThreadPoolExecutor(max_workers=min(8, len(settings.regions))) as pool:
+        for results in pool.map(run_region, settings.regions):
+            for items, status in results:
+                snapshot.items.extend(items)
+                snapshot.statuses.append(status)
+    return snapshot
+
+
+def summarize(snapshots: Iterable[AccountSnapshot]) -> dict[str, int]:
+    counts = {"accounts": 0, "denied": 0, "errors": 0, "items": 0}
+    for snap in snapshots:
+        counts["accounts"] += 1
+        counts["denied"] += int(snap.denied)
+        counts["errors"] += len(snap.errors)
+        counts["items"] += len(snap.items)
+    return counts

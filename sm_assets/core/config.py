@@ -1,0 +1,129 @@
+"""Settings from the environment, validated up front so bad input fails with one clear line."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+DEFAULT_REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
+DEFAULT_ROLE_NAME = "SageMakerInventoryReadOnly"
+DEFAULT_DATA_DIR = "./data"
+
+_ACCOUNT_RE = re.compile(r"^\d{12}$")
+# IAM role names: 1-64 chars of [\w+=,.@-]
+_ROLE_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, explained in one line."""
+
+
+@lru_cache(maxsize=1)
+def known_regions() -> frozenset[str]:
+    """Every region botocore's bundled endpoint data knows for SageMaker, across partitions."""
+    import boto3
+
+    session = boto3.session.Session()
+    regions: set[str] = set()
+    for partition in session.get_available_partitions():
+        regions.update(session.get_available_regions("sagemaker", partition_name=partition))
+    return frozenset(regions)
+
+
+def parse_list(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def validate_regions(regions: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    if not regions:
+        raise ConfigError("SM_ASSETS_REGIONS is empty: give at least one region, e.g. us-east-1")
+    unknown = [r for r in regions if r not in known_regions()]
+    if unknown:
+        raise ConfigError(
+            f"SM_ASSETS_REGIONS has unknown region name(s): {', '.join(unknown)} "
+            "(expected names like us-east-1, eu-west-1)"
+        )
+    return tuple(dict.fromkeys(regions))
+
+
+def validate_accounts(accounts: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    bad = [a for a in accounts if not _ACCOUNT_RE.match(a)]
+    if bad:
+        raise ConfigError(
+            f"SM_ASSETS_ACCOUNTS has malformed account id(s): {', '.join(repr(b) for b in bad)} "
+            "(each must be exactly 12 digits)"
+        )
+    return tuple(dict.fromkeys(accounts))
+
+
+def validate_role_name(role_name: str) -> str:
+    if not _ROLE_RE.match(role_name):
+        raise ConfigError(f"SM_ASSETS_ROLE_NAME {role_name!r} is not a valid IAM role name")
+    return role_name
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create the data dir if needed and prove we can write into it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"SM_ASSETS_DATA_DIR {str(path)!r} is not writable: {exc.strerror or exc}") from None
+    return path
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    regions: tuple[str, ...]
+    role_name: str
+    external_id: str | None
+    accounts: tuple[str, ...] | None  # None: discover through AWS Organizations
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "sm_assets.duckdb"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        data_dir: str | os.PathLike[str],
+        regions: list[str] | tuple[str, ...],
+        role_name: str,
+        external_id: str | None = None,
+        accounts: list[str] | tuple[str, ...] | None = None,
+        check_writable: bool = True,
+    ) -> Settings:
+        path = Path(data_dir).expanduser().resolve()
+        if check_writable:
+            ensure_writable_dir(path)
+        return cls(
+            data_dir=path,
+            regions=validate_regions(list(regions)),
+            role_name=validate_role_name(role_name),
+            external_id=external_id or None,
+            accounts=validate_accounts(list(accounts)) if accounts else None,
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, check_writable: bool = True) -> Settings:
+        env = os.environ if env is None else env
+        return cls.build(
+            data_dir=env.get("SM_ASSETS_DATA_DIR") or DEFAULT_DATA_DIR,
+            regions=parse_list(env.get("SM_ASSETS_REGIONS")) or list(DEFAULT_REGIONS),
+            role_name=env.get("SM_ASSETS_ROLE_NAME") or DEFAULT_ROLE_NAME,
+            external_id=env.get("SM_ASSETS_EXTERNAL_ID"),
+            accounts=parse_list(env.get("SM_ASSETS_ACCOUNTS")) or None,
+            check_writable=check_writable,
+        )

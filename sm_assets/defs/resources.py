@@ -1,0 +1,47 @@
+"""Dagster resources: the sm-assets settings and the DuckDB file (dagster-duckdb)."""
+
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from sm_assets.core.config import Settings
+
+
+class SmAssetsConfig(dg.ConfigurableResource):
+    """Where the lake lives and what to collect. Defaults come from the SM_ASSETS_* environment variables."""
+
+    data_dir: str = Field(description="Directory holding the Parquet lake and sm_assets.duckdb")
+    regions: list[str] = Field(description="Regions to collect in every account")
+    role_name: str = Field(description="Read-only role assumed in each member account")
+    external_id: str | None = Field(default=None, description="ExternalId for AssumeRole, if the role needs one")
+    accounts: list[str] | None = Field(
+        default=None, description="Explicit account ids; when unset, ACTIVE accounts from AWS Organizations"
+    )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SmAssetsConfig":
+        return cls(
+            data_dir=str(settings.data_dir),
+            regions=list(settings.regions),
+            role_name=settings.role_name,
+            external_id=settings.external_id,
+            accounts=list(settings.accounts) if settings.accounts else None,
+        )
+
+    def settings(self) -> Settings:
+        # Re-validated here so launchpad overrides get the same one-line errors as the environment.
+        return Settings.build(
+            data_dir=self.data_dir,
+            regions=self.regions,
+            role_name=self.role_name,
+            external_id=self.external_id,
+            accounts=self.accounts,
+        )
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "sm_config": SmAssetsConfig.from_settings(settings),
+        "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
+    }

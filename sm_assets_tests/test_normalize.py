@@ -1,0 +1,174 @@
+import itertools
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sm_assets.core import lake
+from sm_assets.core.collect import AccountSnapshot, RawItem, merge_unknown_fields, to_jsonable
+from sm_assets.core.normalize import normalized_table, raw_table, snapshot_from_raw
+from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION as MQ
+from sm_assets.core.schemas import RAW_SCHEMA
+
+ACCOUNT = "111122223333"
+REGION = "eu-west-1"
+COLLECTED = datetime(2026, 11, 20, 6, 30, tzinfo=UTC)
+
+BASELINE = {"BaseliningJobName": "base", "ConstraintsResource": {"S3Uri": "s3://b/constraints.json"}}
+NETWORK = {
+    "EnableInterContainerTrafficEncryption": True,
+    "EnableNetworkIsolation": False,
+    "VpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1", "subnet-2"]},
+}
+STOPPING = {"MaxRuntimeInSeconds": 1800}
+ENDPOINT_INPUT = {"EndpointInput": {"EndpointName": "churn", "LocalPath": "/opt/ml/input", "ProbabilityThresholdAttribute": 0.5}, "GroundTruthS3Input": {"S3Uri": "s3://b/gt"}}  # noqa: E501
+BATCH_INPUT = {
+    "BatchTransformInput": {
+        "DataCapturedDestinationS3Uri": "s3://b/capture",
+        "DatasetFormat": {"Csv": {"Header": True}},
+        "LocalPath": "/opt/ml/input",
+    },
+    "GroundTruthS3Input": {"S3Uri": "s3://b/gt"},
+}
+
+
+def describe(name: str, **blocks: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "JobDefinitionArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-quality-job-definition/{name}",
+        "JobDefinitionName": name,
+        "CreationTime": "2026-01-02T03:04:05.123000+00:00",
+        "ModelQualityAppSpecification": {"ImageUri": "img", "ProblemType": "BinaryClassification",
+                                         "Environment": {"A": "1"}},
+        "ModelQualityJobInput": ENDPOINT_INPUT,
+        "ModelQualityJobOutputConfig": {"MonitoringOutputs": [{"S3Output": {"S3Uri": "s3://b/o",
+                                                                             "LocalPath": "/opt/ml/o"}}]},
+        "JobResources": {"ClusterConfig": {"InstanceCount": 2, "InstanceType": "ml.m5.xlarge",
+                                           "VolumeSizeInGB": 30}},
+        "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/monitor",
+    }
+    body.update(blocks)
+    return body
+
+
+def item(body: dict[str, object], tags: list[dict[str, str]] | None) -> RawItem:
+    return RawItem("model_quality_job_definition", REGION, str(body["JobDefinitionArn"]),
+                   str(body["JobDefinitionName"]), body, tags)
+
+
+def store_and_connect(tmp_path: Path, items: list[RawItem]) -> duckdb.DuckDBPyConnection:
+    snap = AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=items)
+    path = lake.dataset_file(tmp_path / "lake", MQ.name, snap.snapshot_date, ACCOUNT)
+    lake.write_atomic(normalized_table(snap, MQ, "model_quality_job_definition"), path)
+    conn = duckdb.connect()
+    lake.refresh_inventory_views(conn, tmp_path / "lake")
+    return conn
+
+
+OPTIONAL_BLOCKS = {
+    "ModelQualityBaselineConfig": ("model_quality_baseline_config", BASELINE),
+    "NetworkConfig": ("network_config", NETWORK),
+    "StoppingCondition": ("stopping_condition", STOPPING),
+}
+
+
+def test_every_optional_block_combination(tmp_path: Path) -> None:
+    items = []
+    expected: dict[str, dict[str, object]] = {}
+    for n, present in enumerate(itertools.product([False, True], repeat=len(OPTIONAL_BLOCKS))):
+        blocks = {field: value for (field, (_, value)), on in zip(OPTIONAL_BLOCKS.items(), present, strict=True)
+                  if on}
+        body = describe(f"def-{n}", **blocks)
+        items.append(item(body, [{"Key": "n", "Value": str(n)}]))
+        expected[f"def-{n}"] = {col: (value if field in blocks else None)
+                                for field, (col, value) in OPTIONAL_BLOCKS.items()}
+    conn = store_and_connect(tmp_path, items)
+    cols = [c for c, _ in OPTIONAL_BLOCKS.values()]
+    rows = conn.execute(
+        f"SELECT job_definition_name, {', '.join(cols)} FROM aws.sagemaker_model_quality_job_definition"
+    ).fetchall()
+    assert len(rows) == 8
+    for name, *values in rows:
+        got = {col: (None if v is None else json.loads(v)) for col, v in zip(cols, values, strict=True)}
+        assert got == expected[name], name
+
+
+def test_columns_types_and_values(tmp_path: Path) -> None:
+    conn = store_and_connect(tmp_path, [item(describe("one", NetworkConfig=NETWORK), [{"Key": "team", "Value": "x"}])])
+    described = conn.execute("DESCRIBE aws.sagemaker_model_quality_job_definition").fetchall()
+    assert [(r[0], r[1]) for r in described] == [(c.name, c.duckdb_type) for c in MQ.columns]
+    row = conn.execute(
+        "SELECT _key, account_id, creation_time, role_arn, job_resources->>'$.ClusterConfig.InstanceType', "
+        "network_config->'$.VpcConfig.Subnets'->>1 FROM aws.sagemaker_model_quality_job_definition"
+    ).fetchone()
+    assert row[0] == f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-quality-job-definition/one"
+    assert row[1] == ACCOUNT
+    assert row[2] == datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
+    assert row[3] == f"arn:aws:iam::{ACCOUNT}:role/monitor"
+    assert row[4] == "ml.m5.xlarge"
+    assert row[5] == "subnet-2"
+
+
+def test_unknown_fields_kept_verbatim(tmp_path: Path) -> None:
+    body = describe("future")
+    body["JobResources"] = {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                              "VolumeSizeInGB": 1, "FutureAccelerator": {"Kind": "x", "N": 2}}}
+    body["BrandNewTopLevelField"] = {"Nested": [1, 2, {"k": "v"}]}
+    conn = store_and_connect(tmp_path, [item(body, [])])
+    (resources,) = conn.execute("SELECT job_resources FROM aws.sagemaker_model_quality_job_definition").fetchone()
+    assert json.loads(resources)["ClusterConfig"]["FutureAccelerator"] == {"Kind": "x", "N": 2}
+    raw = raw_table(AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(body, [])]),
+                    "model_quality_job_definition")
+    assert json.loads(raw.column("describe_json")[0].as_py()) == body
+
+
+def test_batch_transform_input(tmp_path: Path) -> None:
+    conn = store_and_connect(tmp_path, [item(describe("batch", ModelQualityJobInput=BATCH_INPUT), None)])
+    (job_input, tags) = conn.execute(
+        "SELECT model_quality_job_input, tags FROM aws.sagemaker_model_quality_job_definition"
+    ).fetchone()
+    assert json.loads(job_input) == BATCH_INPUT
+    assert tags is None  # tags not collected is NULL, not an empty map
+
+
+def test_tags_map_like_ddsql(tmp_path: Path) -> None:
+    tricky = 'a,b:c=d "quoted" \'single\' ünï'
+    tags = [{"Key": "team", "Value": "ml-platform"}, {"Key": "k,=:\"", "Value": tricky}, {"Key": "empty", "Value": ""}]
+    conn = store_and_connect(tmp_path, [item(describe("t1"), tags), item(describe("t2"), [])])
+    rows = dict(conn.execute(
+        "SELECT job_definition_name, tags['team'] FROM aws.sagemaker_model_quality_job_definition"
+    ).fetchall())
+    assert rows == {"t1": "ml-platform", "t2": None}
+    (value, empty, size) = conn.execute(
+        "SELECT tags['k,=:\"'], tags['empty'], cardinality(tags) FROM aws.sagemaker_model_quality_job_definition "
+        "WHERE job_definition_name = 't1'"
+    ).fetchone()
+    assert (value, empty, size) == (tricky, "", 3)
+
+
+def test_raw_round_trip_and_unknown_field_merge() -> None:
+    parsed = {"A": 1, "Nested": {"Known": datetime(2026, 1, 1, tzinfo=UTC)}, "List": [{"x": 1}]}
+    raw = {"A": 1, "New": "n", "Nested": {"Known": 1767225600.0, "NewInner": [1]}, "List": [{"x": 1, "y": 2}]}
+    merge_unknown_fields(parsed, raw)
+    assert to_jsonable(parsed) == {
+        "A": 1,
+        "Nested": {"Known": "2026-01-01T00:00:00+00:00", "NewInner": [1]},
+        "List": [{"x": 1, "y": 2}],
+        "New": "n",
+    }
+    snap = AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(describe("rt"), [{"Key": "a", "Value": "b"}])])
+    table = raw_table(snap, "model_quality_job_definition")
+    assert table.schema.equals(RAW_SCHEMA)
+    rebuilt = snapshot_from_raw(table, ACCOUNT, COLLECTED)
+    assert rebuilt.items[0].describe == snap.items[0].describe
+    assert rebuilt.items[0].tags == [{"Key": "a", "Value": "b"}]
+
+
+@pytest.mark.parametrize("bad_time", ["yesterday", "2026-13-45T00:00:00"])
+def test_bad_timestamp_names_the_resource(bad_time: str) -> None:
+    from sm_assets.core.normalize import NormalizeError
+
+    snap = AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(describe("badtime", CreationTime=bad_time), [])])
+    with pytest.raises(NormalizeError, match="badtime: CreationTime"):
+        normalized_table(snap, MQ, "model_quality_job_definition")
