@@ -7,9 +7,11 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from sm_assets.core.collect import AccountDiscoveryError, resolve_account_ids
 from sm_assets.core.config import ConfigError, Settings, validate_accounts
@@ -59,12 +61,17 @@ class AccountOutcome:
             f"{c.get('model_quality_job_definition', 0)} job definitions, {c.get('endpoint', 0)} endpoints, "
             f"{c.get('monitoring_schedule', 0)} schedules"
         )
-        problems = [f"{s['region']}/{s['resource_type']} {s['status']} {s['error_code']}" for s in self.statuses
-                    if s["status"] != "ok"]
+        problems = [
+            f"{s['region']}/{s['resource_type']} {s['status']} {s['error_code']}"
+            for s in self.statuses
+            if s["status"] != "ok"
+        ]
         return text + (f"; problems: {', '.join(problems)}" if problems else "")
 
 
-def dagster_instance(settings: Settings):  # -> dg.DagsterInstance (imported lazily: dagster is slow to import)
+def dagster_instance(
+    settings: Settings,
+):  # -> dg.DagsterInstance (imported lazily: dagster is slow to import)
     import dagster as dg
 
     home = os.environ.get("DAGSTER_HOME")
@@ -108,8 +115,10 @@ def run_refresh(
         except AccountDiscoveryError as exc:
             raise CliError(str(exc)) from None
         added, removed = sync_account_partitions(instance, ids)
-    echo(f"accounts: {len(ids)} (partitions added {len(added)}, removed {len(removed)}); "
-         f"regions: {', '.join(settings.regions)}")
+    echo(
+        f"accounts: {len(ids)} (partitions added {len(added)}, removed {len(removed)}); "
+        f"regions: {', '.join(settings.regions)}"
+    )
     job = build_definitions(settings).resolve_job_def("sagemaker_inventory_job")
     outcomes = []
     for n, account_id in enumerate(ids, 1):
@@ -119,8 +128,73 @@ def run_refresh(
         echo(f"[{n}/{len(ids)}] {account_id}: {outcome.describe()}")
     failed = [o.account_id for o in outcomes if o.failed]
     denied = [o.account_id for o in outcomes if o.denied]
-    echo(f"done: {len(outcomes) - len(failed)} collected, {len(denied)} with denied access, {len(failed)} failed")
+    echo(
+        f"done: {len(outcomes) - len(failed)} collected, {len(denied)} with denied access, {len(failed)} failed"
+    )
+    day = datetime.now(UTC).date().isoformat()
+    report_job = build_definitions(settings).resolve_job_def("model_quality_report_job")
+    report = report_job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
+    echo(
+        f"reports for {day}: {'materialized' if report.success else 'FAILED (see the run in the Dagster UI)'}"
+    )
+    if not report.success:
+        outcomes.append(AccountOutcome("reports", False))
     return outcomes
+
+
+def render_report(settings: Settings, day: date | None = None) -> str:
+    """Fleet summary and the 10 worst accounts as terminal tables (computed from the stored history)."""
+    from sm_assets.core import reports
+
+    day = day or datetime.now(UTC).date()
+    if not settings.duckdb_path.exists():
+        raise CliError(
+            f"no DuckDB file at {settings.duckdb_path}: run `sm-assets refresh` (or `make demo`) first"
+        )
+    try:
+        with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+            result = reports.compute_reports(conn, day, settings.regions)
+    except duckdb.Error as exc:
+        raise CliError(f"report failed: {str(exc).splitlines()[0]}") from None
+    if result.reason:
+        return f"Model quality report for {day}: {result.reason}"
+    summary = result.summary.iloc[0]
+    fleet = result.summary[
+        [
+            "report_date",
+            "accounts_total",
+            "accounts_ok",
+            "accounts_denied",
+            "accounts_error",
+            "endpoints_in_service",
+            "endpoints_with_active_schedule",
+            "fleet_coverage_pct",
+            "findings_high",
+            "findings_medium",
+            "findings_low",
+        ]
+    ]
+    if pd.isna(summary["previous_report_date"]):
+        change = "no previous report date"
+    else:
+        pts = summary["coverage_change_pts"]
+        pts_text = "n/a" if pd.isna(pts) else f"{pts:+.1f}"
+        change = (
+            f"since {summary['previous_report_date']}: coverage {pts_text} points, "
+            f"findings {int(summary['findings_change']):+d}"
+        )
+    return "\n".join(
+        [
+            f"Model quality monitoring report for {day}",
+            "",
+            reports.format_terminal_table(fleet.T.reset_index().set_axis(["metric", "value"], axis=1)),
+            "",
+            f"Change {change}",
+            "",
+            "Worst accounts by coverage:",
+            reports.format_terminal_table(reports.worst_accounts(result.coverage, 10)),
+        ]
+    )
 
 
 def exit_code(outcomes: Sequence[AccountOutcome]) -> int:
@@ -142,7 +216,9 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]], max_w
 
 def run_query(settings: Settings, sql: str) -> str:
     if not settings.duckdb_path.exists():
-        raise CliError(f"no DuckDB file at {settings.duckdb_path}: run `sm-assets refresh` (or `make demo`) first")
+        raise CliError(
+            f"no DuckDB file at {settings.duckdb_path}: run `sm-assets refresh` (or `make demo`) first"
+        )
     try:
         with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
             cursor = conn.execute(sql)
@@ -216,16 +292,20 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
         with patched_env(fake_env):
             echo(f"demo: fake AWS organization on {endpoint}")
             org = seed_demo_org(endpoint, regions=settings.regions, role_name=settings.role_name)
-            echo(f"demo: seeded {len(org.member_account_ids)} member accounts x {len(settings.regions)} regions "
-                 f"({len(org.denied_account_ids)} without the {settings.role_name} role)")
+            echo(
+                f"demo: seeded {len(org.member_account_ids)} member accounts x {len(settings.regions)} regions "
+                f"({len(org.denied_account_ids)} without the {settings.role_name} role)"
+            )
             outcomes = run_refresh(settings, echo=echo)
     for sql in DEMO_QUERIES:
-        echo("\n$ sm-assets query \"" + sql + "\"")
+        echo('\n$ sm-assets query "' + sql + '"')
         echo(run_query(settings, sql))
+    echo("\n$ sm-assets report")
+    echo(render_report(settings))
     echo(
         "\nBrowse it: `make dev` (or DAGSTER_HOME="
         f"{os.environ['DAGSTER_HOME']} .venv/bin/dagster dev) and open http://127.0.0.1:3000; "
-        f"query it: .venv/bin/sm-assets query \"SELECT * FROM aws.sagemaker_model_quality_job_definition\" "
+        f'query it: .venv/bin/sm-assets query "SELECT * FROM aws.sagemaker_model_quality_job_definition" '
         f"(DuckDB file {settings.duckdb_path})"
     )
     return exit_code(outcomes)
@@ -234,10 +314,16 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sm-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    refresh = sub.add_parser("refresh", help="sync account partitions, then collect every account through Dagster")
+    refresh = sub.add_parser(
+        "refresh", help="sync account partitions, then collect every account through Dagster"
+    )
     refresh.add_argument("--account", action="append", help="only this account (repeatable)")
     sub.add_parser("sync-accounts", help="only sync the aws_account partitions with the organization")
     sub.add_parser("demo", help="seed a fake organization on 127.0.0.1 and refresh it")
+    report = sub.add_parser("report", help="print the fleet summary and the worst accounts for a date")
+    report.add_argument(
+        "--date", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC)"
+    )
     query = sub.add_parser("query", help="run SQL against the DuckDB file and print a table")
     query.add_argument("sql")
     return parser
@@ -261,6 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "demo":
             return run_demo(settings)
+        if args.command == "report":
+            print(render_report(settings, args.date))
+            return 0
         if args.command == "query":
             print(run_query(settings, args.sql))
             return 0

@@ -1,19 +1,20 @@
 """The sm-assets code location (`dagster dev` loads `defs` from here)."""
 
-
 import dagster as dg
 
 from sm_assets.core.config import Settings
 from sm_assets.defs.inventory.assets import INVENTORY_ASSETS
 from sm_assets.defs.inventory.automation import aws_account_sensor, daily_inventory_refresh, inventory_job
+from sm_assets.defs.reports.assets import REPORT_ASSETS
+from sm_assets.defs.reports.automation import daily_model_quality_report, report_job
 from sm_assets.defs.resources import build_resources
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*INVENTORY_ASSETS],
-        jobs=[inventory_job],
-        schedules=[daily_inventory_refresh],
+        assets=[*INVENTORY_ASSETS, *REPORT_ASSETS],
+        jobs=[inventory_job, report_job],
+        schedules=[daily_inventory_refresh, daily_model_quality_report],
         sensors=[aws_account_sensor],
         resources=build_resources(settings),
     )

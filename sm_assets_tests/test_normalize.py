@@ -23,7 +23,14 @@ NETWORK = {
     "VpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1", "subnet-2"]},
 }
 STOPPING = {"MaxRuntimeInSeconds": 1800}
-ENDPOINT_INPUT = {"EndpointInput": {"EndpointName": "churn", "LocalPath": "/opt/ml/input", "ProbabilityThresholdAttribute": 0.5}, "GroundTruthS3Input": {"S3Uri": "s3://b/gt"}}  # noqa: E501
+ENDPOINT_INPUT = {
+    "EndpointInput": {
+        "EndpointName": "churn",
+        "LocalPath": "/opt/ml/input",
+        "ProbabilityThresholdAttribute": 0.5,
+    },
+    "GroundTruthS3Input": {"S3Uri": "s3://b/gt"},
+}  # noqa: E501
 BATCH_INPUT = {
     "BatchTransformInput": {
         "DataCapturedDestinationS3Uri": "s3://b/capture",
@@ -39,13 +46,18 @@ def describe(name: str, **blocks: object) -> dict[str, object]:
         "JobDefinitionArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-quality-job-definition/{name}",
         "JobDefinitionName": name,
         "CreationTime": "2026-01-02T03:04:05.123000+00:00",
-        "ModelQualityAppSpecification": {"ImageUri": "img", "ProblemType": "BinaryClassification",
-                                         "Environment": {"A": "1"}},
+        "ModelQualityAppSpecification": {
+            "ImageUri": "img",
+            "ProblemType": "BinaryClassification",
+            "Environment": {"A": "1"},
+        },
         "ModelQualityJobInput": ENDPOINT_INPUT,
-        "ModelQualityJobOutputConfig": {"MonitoringOutputs": [{"S3Output": {"S3Uri": "s3://b/o",
-                                                                             "LocalPath": "/opt/ml/o"}}]},
-        "JobResources": {"ClusterConfig": {"InstanceCount": 2, "InstanceType": "ml.m5.xlarge",
-                                           "VolumeSizeInGB": 30}},
+        "ModelQualityJobOutputConfig": {
+            "MonitoringOutputs": [{"S3Output": {"S3Uri": "s3://b/o", "LocalPath": "/opt/ml/o"}}]
+        },
+        "JobResources": {
+            "ClusterConfig": {"InstanceCount": 2, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}
+        },
         "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/monitor",
     }
     body.update(blocks)
@@ -53,8 +65,14 @@ def describe(name: str, **blocks: object) -> dict[str, object]:
 
 
 def item(body: dict[str, object], tags: list[dict[str, str]] | None) -> RawItem:
-    return RawItem("model_quality_job_definition", REGION, str(body["JobDefinitionArn"]),
-                   str(body["JobDefinitionName"]), body, tags)
+    return RawItem(
+        "model_quality_job_definition",
+        REGION,
+        str(body["JobDefinitionArn"]),
+        str(body["JobDefinitionName"]),
+        body,
+        tags,
+    )
 
 
 def store_and_connect(tmp_path: Path, items: list[RawItem]) -> duckdb.DuckDBPyConnection:
@@ -77,12 +95,16 @@ def test_every_optional_block_combination(tmp_path: Path) -> None:
     items = []
     expected: dict[str, dict[str, object]] = {}
     for n, present in enumerate(itertools.product([False, True], repeat=len(OPTIONAL_BLOCKS))):
-        blocks = {field: value for (field, (_, value)), on in zip(OPTIONAL_BLOCKS.items(), present, strict=True)
-                  if on}
+        blocks = {
+            field: value
+            for (field, (_, value)), on in zip(OPTIONAL_BLOCKS.items(), present, strict=True)
+            if on
+        }
         body = describe(f"def-{n}", **blocks)
         items.append(item(body, [{"Key": "n", "Value": str(n)}]))
-        expected[f"def-{n}"] = {col: (value if field in blocks else None)
-                                for field, (col, value) in OPTIONAL_BLOCKS.items()}
+        expected[f"def-{n}"] = {
+            col: (value if field in blocks else None) for field, (col, value) in OPTIONAL_BLOCKS.items()
+        }
     conn = store_and_connect(tmp_path, items)
     cols = [c for c, _ in OPTIONAL_BLOCKS.values()]
     rows = conn.execute(
@@ -95,7 +117,9 @@ def test_every_optional_block_combination(tmp_path: Path) -> None:
 
 
 def test_columns_types_and_values(tmp_path: Path) -> None:
-    conn = store_and_connect(tmp_path, [item(describe("one", NetworkConfig=NETWORK), [{"Key": "team", "Value": "x"}])])
+    conn = store_and_connect(
+        tmp_path, [item(describe("one", NetworkConfig=NETWORK), [{"Key": "team", "Value": "x"}])]
+    )
     described = conn.execute("DESCRIBE aws.sagemaker_model_quality_job_definition").fetchall()
     assert [(r[0], r[1]) for r in described] == [(c.name, c.duckdb_type) for c in MQ.columns]
     row = conn.execute(
@@ -112,14 +136,23 @@ def test_columns_types_and_values(tmp_path: Path) -> None:
 
 def test_unknown_fields_kept_verbatim(tmp_path: Path) -> None:
     body = describe("future")
-    body["JobResources"] = {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
-                                              "VolumeSizeInGB": 1, "FutureAccelerator": {"Kind": "x", "N": 2}}}
+    body["JobResources"] = {
+        "ClusterConfig": {
+            "InstanceCount": 1,
+            "InstanceType": "ml.m5.large",
+            "VolumeSizeInGB": 1,
+            "FutureAccelerator": {"Kind": "x", "N": 2},
+        }
+    }
     body["BrandNewTopLevelField"] = {"Nested": [1, 2, {"k": "v"}]}
     conn = store_and_connect(tmp_path, [item(body, [])])
-    (resources,) = conn.execute("SELECT job_resources FROM aws.sagemaker_model_quality_job_definition").fetchone()
+    (resources,) = conn.execute(
+        "SELECT job_resources FROM aws.sagemaker_model_quality_job_definition"
+    ).fetchone()
     assert json.loads(resources)["ClusterConfig"]["FutureAccelerator"] == {"Kind": "x", "N": 2}
-    raw = raw_table(AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(body, [])]),
-                    "model_quality_job_definition")
+    raw = raw_table(
+        AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(body, [])]), "model_quality_job_definition"
+    )
     assert json.loads(raw.column("describe_json")[0].as_py()) == body
 
 
@@ -133,12 +166,18 @@ def test_batch_transform_input(tmp_path: Path) -> None:
 
 
 def test_tags_map_like_ddsql(tmp_path: Path) -> None:
-    tricky = 'a,b:c=d "quoted" \'single\' ünï'
-    tags = [{"Key": "team", "Value": "ml-platform"}, {"Key": "k,=:\"", "Value": tricky}, {"Key": "empty", "Value": ""}]
+    tricky = "a,b:c=d \"quoted\" 'single' ünï"
+    tags = [
+        {"Key": "team", "Value": "ml-platform"},
+        {"Key": 'k,=:"', "Value": tricky},
+        {"Key": "empty", "Value": ""},
+    ]
     conn = store_and_connect(tmp_path, [item(describe("t1"), tags), item(describe("t2"), [])])
-    rows = dict(conn.execute(
-        "SELECT job_definition_name, tags['team'] FROM aws.sagemaker_model_quality_job_definition"
-    ).fetchall())
+    rows = dict(
+        conn.execute(
+            "SELECT job_definition_name, tags['team'] FROM aws.sagemaker_model_quality_job_definition"
+        ).fetchall()
+    )
     assert rows == {"t1": "ml-platform", "t2": None}
     (value, empty, size) = conn.execute(
         "SELECT tags['k,=:\"'], tags['empty'], cardinality(tags) FROM aws.sagemaker_model_quality_job_definition "
@@ -157,7 +196,9 @@ def test_raw_round_trip_and_unknown_field_merge() -> None:
         "List": [{"x": 1, "y": 2}],
         "New": "n",
     }
-    snap = AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(describe("rt"), [{"Key": "a", "Value": "b"}])])
+    snap = AccountSnapshot(
+        ACCOUNT, COLLECTED, (REGION,), items=[item(describe("rt"), [{"Key": "a", "Value": "b"}])]
+    )
     table = raw_table(snap, "model_quality_job_definition")
     assert table.schema.equals(RAW_SCHEMA)
     rebuilt = snapshot_from_raw(table, ACCOUNT, COLLECTED)
@@ -169,6 +210,8 @@ def test_raw_round_trip_and_unknown_field_merge() -> None:
 def test_bad_timestamp_names_the_resource(bad_time: str) -> None:
     from sm_assets.core.normalize import NormalizeError
 
-    snap = AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(describe("badtime", CreationTime=bad_time), [])])
+    snap = AccountSnapshot(
+        ACCOUNT, COLLECTED, (REGION,), items=[item(describe("badtime", CreationTime=bad_time), [])]
+    )
     with pytest.raises(NormalizeError, match="badtime: CreationTime"):
         normalized_table(snap, MQ, "model_quality_job_definition")

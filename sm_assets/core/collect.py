@@ -308,9 +308,16 @@ def assume_role_session(
     )
 
 
-def sagemaker_client(session: boto3.Session, region: str) -> Any:
+def sagemaker_client(
+    session: boto3.Session, region: str, specs: Sequence[ResourceSpec] = RESOURCE_SPECS
+) -> Any:
     client = session.client("sagemaker", region_name=region, config=client_config())
-    client.meta.events.register("after-call.sagemaker.Describe*", _keep_unknown_fields)
+    # botocore's event names match whole dotted parts only, so register each describe operation by name.
+    for spec in specs:
+        if spec.describe_operation:
+            client.meta.events.register(
+                f"after-call.sagemaker.{spec.api_operations[1]}", _keep_unknown_fields
+            )
     return client
 
 
@@ -328,7 +335,7 @@ def collect_account(
         session = assume_role_session(account_id, settings, base_session)
     except (ClientError, BotoCoreError) as exc:
         state, code, message = _error_details(exc)
-        log.warning("AssumeRole into %s failed: %s %s", account_id, code, message)
+        log.info("AssumeRole into %s failed: %s %s", account_id, code, message)
         snapshot.statuses = [
             StatusRecord(region, spec.resource_type, state, code, f"AssumeRole: {message}", api_calls=0)
             for region in settings.regions
@@ -337,7 +344,7 @@ def collect_account(
         return snapshot
 
     # boto3 client creation is not thread-safe; build the clients first, then fan out per region.
-    clients = {region: sagemaker_client(session, region) for region in settings.regions}
+    clients = {region: sagemaker_client(session, region, specs) for region in settings.regions}
 
     def run_region(region: str) -> list[tuple[list[RawItem], StatusRecord]]:
         return [collect_resource(clients[region], spec, region) for spec in specs]

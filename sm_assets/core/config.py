@@ -13,6 +13,7 @@ from pathlib import Path
 DEFAULT_REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 DEFAULT_ROLE_NAME = "SageMakerInventoryReadOnly"
 DEFAULT_DATA_DIR = "./data"
+DEFAULT_COVERAGE_DROP_WARN_POINTS = 5.0
 
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 # IAM role names: 1-64 chars of [\w+=,.@-]
@@ -67,6 +68,16 @@ def validate_role_name(role_name: str) -> str:
     return role_name
 
 
+def validate_points(value: float | str) -> float:
+    try:
+        points = float(value)
+    except ValueError:
+        raise ConfigError(f"SM_ASSETS_COVERAGE_DROP_WARN_POINTS {value!r} is not a number") from None
+    if not 0 <= points <= 100:
+        raise ConfigError(f"SM_ASSETS_COVERAGE_DROP_WARN_POINTS {points} must lie in [0, 100]")
+    return points
+
+
 def ensure_writable_dir(path: Path) -> Path:
     """Create the data dir if needed and prove we can write into it."""
     try:
@@ -74,7 +85,9 @@ def ensure_writable_dir(path: Path) -> Path:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise ConfigError(f"SM_ASSETS_DATA_DIR {str(path)!r} is not writable: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"SM_ASSETS_DATA_DIR {str(path)!r} is not writable: {exc.strerror or exc}"
+        ) from None
     return path
 
 
@@ -85,6 +98,7 @@ class Settings:
     role_name: str
     external_id: str | None
     accounts: tuple[str, ...] | None  # None: discover through AWS Organizations
+    coverage_drop_warn_points: float = DEFAULT_COVERAGE_DROP_WARN_POINTS
 
     @property
     def duckdb_path(self) -> Path:
@@ -103,6 +117,7 @@ class Settings:
         role_name: str,
         external_id: str | None = None,
         accounts: list[str] | tuple[str, ...] | None = None,
+        coverage_drop_warn_points: float | str = DEFAULT_COVERAGE_DROP_WARN_POINTS,
         check_writable: bool = True,
     ) -> Settings:
         path = Path(data_dir).expanduser().resolve()
@@ -114,6 +129,7 @@ class Settings:
             role_name=validate_role_name(role_name),
             external_id=external_id or None,
             accounts=validate_accounts(list(accounts)) if accounts else None,
+            coverage_drop_warn_points=validate_points(coverage_drop_warn_points),
         )
 
     @classmethod
@@ -125,5 +141,7 @@ class Settings:
             role_name=env.get("SM_ASSETS_ROLE_NAME") or DEFAULT_ROLE_NAME,
             external_id=env.get("SM_ASSETS_EXTERNAL_ID"),
             accounts=parse_list(env.get("SM_ASSETS_ACCOUNTS")) or None,
+            coverage_drop_warn_points=env.get("SM_ASSETS_COVERAGE_DROP_WARN_POINTS")
+            or DEFAULT_COVERAGE_DROP_WARN_POINTS,
             check_writable=check_writable,
         )

@@ -37,7 +37,9 @@ class LakeError(RuntimeError):
 
 
 def dataset_file(lake_dir: Path, dataset: str, snapshot_date: date, account_id: str) -> Path:
-    return lake_dir / dataset / f"snapshot_date={snapshot_date.isoformat()}" / f"account_id={account_id}.parquet"
+    return (
+        lake_dir / dataset / f"snapshot_date={snapshot_date.isoformat()}" / f"account_id={account_id}.parquet"
+    )
 
 
 def dataset_glob(lake_dir: Path, dataset: str) -> str:
@@ -134,14 +136,11 @@ def _latest_filter(glob: str) -> str:
     )
 
 
-def _history_select(lake_dir: Path, dataset: str, columns: list[tuple[str, str]]) -> str:
-    """SELECT over a dataset's files with view types; a typed empty relation when it has no files."""
-    if has_files(lake_dir, dataset):
-        exprs = [
-            f"CAST({name} AS JSON) AS {name}" if duck == "JSON" else name for name, duck in columns
-        ]
-        source = f"read_parquet({_sql_str(dataset_glob(lake_dir, dataset))}, union_by_name = true)"
-        return f"SELECT {', '.join(exprs)} FROM {source}"
+def _files_select(glob: str, present: bool, columns: list[tuple[str, str]]) -> str:
+    """SELECT over Parquet files with the view's types; a typed empty relation when there are none."""
+    if present:
+        exprs = [f"CAST({name} AS JSON) AS {name}" if duck == "JSON" else name for name, duck in columns]
+        return f"SELECT {', '.join(exprs)} FROM read_parquet({_sql_str(glob)}, union_by_name = true)"
     exprs = [f"CAST(NULL AS {duck}) AS {name}" for name, duck in columns]
     return f"SELECT {', '.join(exprs)} WHERE false"
 
@@ -166,9 +165,8 @@ def create_dataset_views(
     """`<schema>.<view>_history` (every snapshot) and `<schema>.<view>` (latest snapshot per account)."""
     view_name = view_name or dataset
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    conn.execute(
-        f"CREATE OR REPLACE VIEW {schema}.{view_name}_history AS {_history_select(lake_dir, dataset, columns)}"
-    )
+    history = _files_select(dataset_glob(lake_dir, dataset), has_files(lake_dir, dataset), columns)
+    conn.execute(f"CREATE OR REPLACE VIEW {schema}.{view_name}_history AS {history}")
     latest_sql = f"SELECT {', '.join(latest_columns)} FROM {schema}.{view_name}_history"
     if has_files(lake_dir, dataset):
         latest_sql += " " + _latest_filter(dataset_glob(lake_dir, dataset))
@@ -182,10 +180,32 @@ def refresh_inventory_views(
     for table in NORMALIZED_TABLES.values():
         create_dataset_views(conn, lake_dir, table.name, table_view_columns(table), table.column_names)
     raw_cols = schema_view_columns(RAW_SCHEMA)
-    for resource_type in resource_types or ("model_quality_job_definition", "endpoint", "monitoring_schedule"):
+    for resource_type in resource_types or (
+        "model_quality_job_definition",
+        "endpoint",
+        "monitoring_schedule",
+    ):
         dataset = raw_dataset_name(resource_type)
         create_dataset_views(conn, lake_dir, dataset, raw_cols, [c for c, _ in raw_cols])
     status_cols = schema_view_columns(COLLECTION_STATUS_SCHEMA)
-    create_dataset_views(
-        conn, lake_dir, COLLECTION_STATUS_DATASET, status_cols, [c for c, _ in status_cols]
-    )
+    create_dataset_views(conn, lake_dir, COLLECTION_STATUS_DATASET, status_cols, [c for c, _ in status_cols])
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports: one file per (table, report date)
+
+
+def report_file(lake_dir: Path, table: str, report_date: date) -> Path:
+    return lake_dir / "reports" / table / f"report_date={report_date.isoformat()}.parquet"
+
+
+def create_report_views(
+    conn: duckdb.DuckDBPyConnection, lake_dir: Path, tables: dict[str, list[tuple[str, str]]]
+) -> None:
+    """`reports.<table>`: every report date written so far."""
+    conn.execute("CREATE SCHEMA IF NOT EXISTS reports")
+    for table, columns in tables.items():
+        folder = lake_dir / "reports" / table
+        present = folder.is_dir() and any(folder.glob("report_date=*.parquet"))
+        select = _files_select(str(folder / "report_date=*.parquet"), present, columns)
+        conn.execute(f"CREATE OR REPLACE VIEW reports.{table} AS {select}")

@@ -56,7 +56,11 @@ def normalize_item(
 ) -> dict[str, Any]:
     """One raw resource -> one row of `table` (lake columns included)."""
     body = item.describe
-    row: dict[str, Any] = {"snapshot_date": snapshot_date, "collected_at": collected_at, "region": item.region}
+    row: dict[str, Any] = {
+        "snapshot_date": snapshot_date,
+        "collected_at": collected_at,
+        "region": item.region,
+    }
     for col in table.columns:
         source = col.source_fields[0] if col.source_fields else None
         if col.name == "_key":

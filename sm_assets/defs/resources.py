@@ -1,6 +1,5 @@
 """Dagster resources: the sm-assets settings and the DuckDB file (dagster-duckdb)."""
 
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
@@ -14,9 +13,14 @@ class SmAssetsConfig(dg.ConfigurableResource):
     data_dir: str = Field(description="Directory holding the Parquet lake and sm_assets.duckdb")
     regions: list[str] = Field(description="Regions to collect in every account")
     role_name: str = Field(description="Read-only role assumed in each member account")
-    external_id: str | None = Field(default=None, description="ExternalId for AssumeRole, if the role needs one")
+    external_id: str | None = Field(
+        default=None, description="ExternalId for AssumeRole, if the role needs one"
+    )
     accounts: list[str] | None = Field(
         default=None, description="Explicit account ids; when unset, ACTIVE accounts from AWS Organizations"
+    )
+    coverage_drop_warn_points: float = Field(
+        default=5.0, description="WARN when fleet coverage drops by more than this many points day over day"
     )
 
     @classmethod
@@ -27,6 +31,7 @@ class SmAssetsConfig(dg.ConfigurableResource):
             role_name=settings.role_name,
             external_id=settings.external_id,
             accounts=list(settings.accounts) if settings.accounts else None,
+            coverage_drop_warn_points=settings.coverage_drop_warn_points,
         )
 
     def settings(self) -> Settings:
@@ -37,6 +42,7 @@ class SmAssetsConfig(dg.ConfigurableResource):
             role_name=self.role_name,
             external_id=self.external_id,
             accounts=self.accounts,
+            coverage_drop_warn_points=self.coverage_drop_warn_points,
         )
 
 

@@ -1,6 +1,5 @@
 """Account-partitioned inventory assets: raw describe output per account, then normalized tables."""
 
-
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -30,7 +29,9 @@ STATUS_KEY = dg.AssetKey(["raw", "collection_status"])
 RAW_KEYS: dict[str, dg.AssetKey] = {
     s.resource_type: dg.AssetKey(["raw", f"sagemaker_{s.resource_type}"]) for s in RESOURCE_SPECS
 }
-NORMALIZED_KEYS: dict[str, dg.AssetKey] = {s.resource_type: dg.AssetKey(["aws", s.table.name]) for s in RESOURCE_SPECS}
+NORMALIZED_KEYS: dict[str, dg.AssetKey] = {
+    s.resource_type: dg.AssetKey(["aws", s.table.name]) for s in RESOURCE_SPECS
+}
 
 # Checks on the collection: the region-completeness one guards data, the access one is a warning.
 CHECK_EVERY_REGION = "every_region_has_status"
@@ -39,7 +40,9 @@ CHECK_NO_ERRORS = "no_collection_errors"
 
 
 def _schema_metadata(columns: list[tuple[str, str, str]]) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, type_, description=desc) for name, type_, desc in columns])
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, type_, description=desc) for name, type_, desc in columns]
+    )
 
 
 RAW_TABLE_SCHEMA = _schema_metadata(
@@ -55,9 +58,7 @@ RAW_TABLE_SCHEMA = _schema_metadata(
         ("tags_json", "VARCHAR", "ListTags result verbatim"),
     ]
 )
-STATUS_TABLE_SCHEMA = _schema_metadata(
-    [(f.name, str(f.type), "") for f in COLLECTION_STATUS_SCHEMA]
-)
+STATUS_TABLE_SCHEMA = _schema_metadata([(f.name, str(f.type), "") for f in COLLECTION_STATUS_SCHEMA])
 
 
 def table_schema(table: TableSpec) -> dg.TableSchema:
@@ -67,7 +68,10 @@ def table_schema(table: TableSpec) -> dg.TableSchema:
 def column_lineage(spec: ResourceSpec) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(
         deps_by_column={
-            c.name: [dg.TableColumnDep(asset_key=RAW_KEYS[spec.resource_type], column_name=f) for f in c.source_fields]
+            c.name: [
+                dg.TableColumnDep(asset_key=RAW_KEYS[spec.resource_type], column_name=f)
+                for f in c.source_fields
+            ]
             for c in spec.table.columns
             if c.source_fields
         }
@@ -100,14 +104,25 @@ def _status_checks(snapshot: AccountSnapshot, stored_status_path: Path) -> list[
     expected = {(r, s.resource_type) for r in snapshot.regions for s in RESOURCE_SPECS}
     present = {(row["region"], row["resource_type"]) for row in stored}
     missing = sorted(expected - present)
-    denied = [f"{r['region']}/{r['resource_type']}: {r['error_code']}" for r in stored if r["status"] == "access_denied"]
-    errors = [f"{r['region']}/{r['resource_type']}: {r['error_code']}: {r['message']}" for r in stored if r["status"] == "error"]
+    denied = [
+        f"{r['region']}/{r['resource_type']}: {r['error_code']}"
+        for r in stored
+        if r["status"] == "access_denied"
+    ]
+    errors = [
+        f"{r['region']}/{r['resource_type']}: {r['error_code']}: {r['message']}"
+        for r in stored
+        if r["status"] == "error"
+    ]
     return [
         dg.AssetCheckResult(
             asset_key=STATUS_KEY,
             check_name=CHECK_EVERY_REGION,
             passed=not missing,
-            metadata={"missing": dg.MetadataValue.json([list(m) for m in missing]), "configured": len(expected)},
+            metadata={
+                "missing": dg.MetadataValue.json([list(m) for m in missing]),
+                "configured": len(expected),
+            },
         ),
         dg.AssetCheckResult(
             asset_key=STATUS_KEY,
@@ -150,8 +165,12 @@ def _status_checks(snapshot: AccountSnapshot, stored_status_path: Path) -> list[
         ],
     ],
     check_specs=[
-        dg.AssetCheckSpec(CHECK_EVERY_REGION, asset=STATUS_KEY, description="Every configured region has a status"),
-        dg.AssetCheckSpec(CHECK_NOT_DENIED, asset=STATUS_KEY, description="No region was access_denied (WARN)"),
+        dg.AssetCheckSpec(
+            CHECK_EVERY_REGION, asset=STATUS_KEY, description="Every configured region has a status"
+        ),
+        dg.AssetCheckSpec(
+            CHECK_NOT_DENIED, asset=STATUS_KEY, description="No region was access_denied (WARN)"
+        ),
         dg.AssetCheckSpec(CHECK_NO_ERRORS, asset=STATUS_KEY, description="No region failed with an error"),
     ],
     partitions_def=aws_account_partitions,
@@ -179,8 +198,9 @@ def collect_sagemaker_account(
         metadata={
             **common,
             "dagster/row_count": len(snapshot.statuses),
-            "statuses": dg.MetadataValue.json({s: sum(x.status == s for x in snapshot.statuses) for s in
-                                               ("ok", "access_denied", "error")}),
+            "statuses": dg.MetadataValue.json(
+                {s: sum(x.status == s for x in snapshot.statuses) for s in ("ok", "access_denied", "error")}
+            ),
             "api_calls": sum(s.api_calls for s in snapshot.statuses),
             "path": dg.MetadataValue.path(str(paths[COLLECTION_STATUS_DATASET])),
         },
@@ -237,7 +257,10 @@ def run_table_checks(
             asset_key=key,
             check_name="required_fields_not_null",
             passed=not nulls,
-            metadata={"null_counts": dg.MetadataValue.json(nulls), "required": dg.MetadataValue.json(required)},
+            metadata={
+                "null_counts": dg.MetadataValue.json(nulls),
+                "required": dg.MetadataValue.json(required),
+            },
         ),
         dg.AssetCheckResult(
             asset_key=key,
@@ -283,9 +306,12 @@ def build_normalized_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         account_id = context.partition_key
         snapshot_date = latest_snapshot_date(settings.lake_dir, COLLECTION_STATUS_DATASET, account_id)
         if snapshot_date is None:
-            raise dg.Failure(f"No collected snapshot for account {account_id}: materialize the raw assets first")
+            raise dg.Failure(
+                f"No collected snapshot for account {account_id}: materialize the raw assets first"
+            )
         status = read_file(
-            _lake_path(settings, COLLECTION_STATUS_DATASET, snapshot_date, account_id), COLLECTION_STATUS_SCHEMA
+            _lake_path(settings, COLLECTION_STATUS_DATASET, snapshot_date, account_id),
+            COLLECTION_STATUS_SCHEMA,
         )
         raw_path = _lake_path(settings, spec.raw_dataset, snapshot_date, account_id)
         try:

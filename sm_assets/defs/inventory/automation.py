@@ -1,6 +1,5 @@
 """Keep the aws_account partitions in sync with the organization, and refresh them daily."""
 
-
 from collections.abc import Iterable, Sequence
 
 import dagster as dg
@@ -24,8 +23,12 @@ def partition_changes(existing: Iterable[str], current: Iterable[str]) -> tuple[
     return sorted(current_set - existing_set), sorted(existing_set - current_set)
 
 
-def sync_account_partitions(instance: dg.DagsterInstance, account_ids: Sequence[str]) -> tuple[list[str], list[str]]:
-    added, removed = partition_changes(instance.get_dynamic_partitions(aws_account_partitions.name), account_ids)
+def sync_account_partitions(
+    instance: dg.DagsterInstance, account_ids: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    added, removed = partition_changes(
+        instance.get_dynamic_partitions(aws_account_partitions.name), account_ids
+    )
     if added:
         instance.add_dynamic_partitions(aws_account_partitions.name, added)
     for account_id in removed:
@@ -39,7 +42,9 @@ def sync_account_partitions(instance: dg.DagsterInstance, account_ids: Sequence[
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Adds a partition for every ACTIVE organization account (or SM_ASSETS_ACCOUNTS); removes gone ones.",
 )
-def aws_account_sensor(context: dg.SensorEvaluationContext, sm_config: SmAssetsConfig) -> dg.SensorResult | dg.SkipReason:
+def aws_account_sensor(
+    context: dg.SensorEvaluationContext, sm_config: SmAssetsConfig
+) -> dg.SensorResult | dg.SkipReason:
     try:
         account_ids = resolve_account_ids(sm_config.settings())
     except (AccountDiscoveryError, ConfigError) as exc:
@@ -47,7 +52,9 @@ def aws_account_sensor(context: dg.SensorEvaluationContext, sm_config: SmAssetsC
         return dg.SkipReason(str(exc))
     except Exception as exc:  # noqa: BLE001 - credentials/network problems must not crash the daemon tick
         return dg.SkipReason(f"Account discovery failed: {type(exc).__name__}: {exc}")
-    added, removed = partition_changes(context.instance.get_dynamic_partitions(aws_account_partitions.name), account_ids)
+    added, removed = partition_changes(
+        context.instance.get_dynamic_partitions(aws_account_partitions.name), account_ids
+    )
     context.log.info(f"accounts: {len(account_ids)}, adding {len(added)}, removing {len(removed)}")
     return dg.SensorResult(
         dynamic_partitions_requests=[

@@ -1,0 +1,184 @@
+"""Dagster integration against the seeded fake organization (moto in-process).
+
+Follows the Dagster testing ladder: a plain call of the core, the asset with `build_asset_context`,
+then `dg.materialize` of every asset and check through a real (ephemeral) instance.
+"""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from sm_assets.core.config import Settings
+from sm_assets.defs.inventory.assets import (
+    INVENTORY_ASSETS,
+    NORMALIZED_KEYS,
+    STATUS_KEY,
+    collect_sagemaker_account,
+)
+from sm_assets.defs.resources import build_resources
+from sm_assets.demo.seed import DemoOrg
+
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
+
+
+@pytest.fixture(scope="module")
+def org() -> Iterator[DemoOrg]:
+    import os
+
+    from moto import mock_aws
+
+    from sm_assets.demo.fake_aws import install_moto_extensions
+    from sm_assets.demo.seed import seed_demo_org
+
+    saved = {
+        k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    }
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    install_moto_extensions()
+    with mock_aws():
+        yield seed_demo_org(None, regions=REGIONS)
+    for k, v in saved.items():
+        if v is not None:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.build(data_dir=tmp_path, regions=REGIONS, role_name="SageMakerInventoryReadOnly")
+
+
+@pytest.fixture
+def instance(org: DemoOrg) -> dg.DagsterInstance:
+    inst = dg.DagsterInstance.ephemeral()
+    inst.add_dynamic_partitions("aws_account", org.active_account_ids)
+    return inst
+
+
+def busiest_account(org: DemoOrg) -> str:
+    counts = {a: len(arns) for a, arns in org.expected_definition_arns().items()}
+    return max(counts, key=lambda a: counts[a])
+
+
+def materialize(settings: Settings, instance: dg.DagsterInstance, account: str) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        INVENTORY_ASSETS, partition_key=account, instance=instance, resources=build_resources(settings)
+    )
+
+
+def view(settings: Settings, sql: str) -> list[tuple]:
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_asset_with_build_asset_context(
+    org: DemoOrg, settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    account = busiest_account(org)
+    context = dg.build_asset_context(partition_key=account, instance=instance)
+    events = list(collect_sagemaker_account(context, sm_config=build_resources(settings)["sm_config"]))
+    results = {e.asset_key.to_user_string(): e for e in events if isinstance(e, dg.MaterializeResult)}
+    assert results["raw/sagemaker_model_quality_job_definition"].metadata["dagster/row_count"] == len(
+        org.expected_definition_arns()[account]
+    )
+    checks = {e.check_name: e.passed for e in events if isinstance(e, dg.AssetCheckResult)}
+    assert checks == {"every_region_has_status": True, "no_access_denied": True, "no_collection_errors": True}
+
+
+def test_materialize_stores_exactly_what_exists(
+    org: DemoOrg, settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    account = busiest_account(org)
+    result = materialize(settings, instance, account)
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks), [
+        (c.check_name, c.passed) for c in checks if not c.passed
+    ]
+    assert {c.asset_check_key.name for c in checks} >= {"exact_columns_and_types", "every_region_has_status"}
+
+    rows = view(
+        settings,
+        "SELECT _key, tags, model_quality_job_input, network_config, job_resources, "
+        "model_quality_baseline_config, stopping_condition "
+        "FROM aws.sagemaker_model_quality_job_definition",
+    )
+    truth = {d.arn: d for r in REGIONS for d in org.region(account, r).job_definitions}
+    assert {r[0] for r in rows} == set(truth)
+    for key, tags, job_input, network, resources, baseline, stopping in rows:
+        d = truth[key]
+        assert tags == d.tags
+        assert json.loads(job_input) == d.request["ModelQualityJobInput"]
+        assert json.loads(resources) == d.request["JobResources"]
+        for stored, field in (
+            (network, "NetworkConfig"),
+            (baseline, "ModelQualityBaselineConfig"),
+            (stopping, "StoppingCondition"),
+        ):
+            assert (None if stored is None else json.loads(stored)) == d.request.get(field), (key, field)
+
+    endpoints = view(settings, "SELECT _key, endpoint_status FROM aws.sagemaker_endpoint")
+    assert dict(endpoints) == {e.arn: e.status for r in REGIONS for e in org.region(account, r).endpoints}
+    schedules = view(
+        settings,
+        "SELECT _key, monitoring_type, monitoring_schedule_status, "
+        "last_monitoring_execution_summary->>'MonitoringExecutionStatus' "
+        "FROM aws.sagemaker_monitoring_schedule",
+    )
+    expected = {
+        (s.arn, s.monitoring_type, s.status, s.last_execution_status)
+        for r in REGIONS
+        for s in org.region(account, r).schedules_of_type("ModelQuality")
+    }
+    assert set(schedules) == expected
+
+    mat = instance.get_latest_materialization_event(NORMALIZED_KEYS["model_quality_job_definition"])
+    assert mat is not None
+    metadata = mat.asset_materialization.metadata  # type: ignore[union-attr]
+    assert metadata["dagster/row_count"].value == len(truth)
+    assert "dagster/column_lineage" in metadata and "dagster/column_schema" in metadata
+
+
+def test_denied_account_is_reported_not_empty(
+    org: DemoOrg, settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    denied = org.denied_account_ids[0]
+    result = materialize(settings, instance, denied)
+    assert result.success  # the partition succeeds ...
+    evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    warn = evaluations["no_access_denied"]
+    assert not warn.passed and warn.severity == dg.AssetCheckSeverity.WARN  # ... and a WARN check flags it
+    assert evaluations["every_region_has_status"].passed
+    statuses = view(
+        settings,
+        f"SELECT DISTINCT region, status, error_code FROM aws.collection_status "
+        f"WHERE account_id = '{denied}' ORDER BY region",
+    )
+    assert statuses == [(r, "access_denied", "AccessDenied") for r in sorted(REGIONS)]
+    assert view(settings, "SELECT count(*) FROM aws.sagemaker_model_quality_job_definition") == [(0,)]
+    mat = instance.get_latest_materialization_event(STATUS_KEY)
+    assert mat.asset_materialization.metadata["statuses"].value == {  # type: ignore[union-attr]
+        "ok": 0,
+        "access_denied": 9,
+        "error": 0,
+    }
+
+
+def test_rematerializing_same_day_never_duplicates(
+    org: DemoOrg, settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    account = busiest_account(org)
+    for _ in range(3):
+        assert materialize(settings, instance, account).success
+    (total, distinct) = view(
+        settings,
+        "SELECT count(*), count(DISTINCT _key) FROM aws.sagemaker_model_quality_job_definition_history",
+    )[0]
+    assert total == distinct == len(org.expected_definition_arns()[account])
+    assert view(settings, "SELECT count(*) FROM aws.collection_status_history") == [(9,)]

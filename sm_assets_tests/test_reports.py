@@ -1,0 +1,938 @@
+"""Reporting core: hand-built snapshots with known answers for every coverage column and finding.
+
+History (regions us-east-1, eu-west-1):
+
+* account A (111111111111) on day 1: us-east-1 one covered endpoint + a definition without baseline;
+  eu-west-1 ok with only a Creating endpoint (coverage NULL, counts 0).
+* account B (222222222222) on day 2: us-east-1 ok, 2 in-service endpoints, 1 covered;
+  eu-west-1 has no status rows at all (error, "not collected").
+* account A on day 3: the rich us-east-1 scenario below; eu-west-1 endpoint collection errored
+  (its definitions were collected but must be ignored).
+* account C (333333333333) on day 3: AssumeRole denied, access_denied for every region and type.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+
+from sm_assets.core import reports
+from sm_assets.core.schemas import (
+    COLLECTION_STATUS_SCHEMA,
+    ENDPOINT,
+    LAKE_KEY_COLUMNS,
+    MODEL_QUALITY_JOB_DEFINITION,
+    MONITORING_SCHEDULE,
+)
+
+REGIONS = ["us-east-1", "eu-west-1"]
+US, EU = REGIONS
+A, B, C = "111111111111", "222222222222", "333333333333"
+DAY0 = date(2024, 4, 30)
+DAY1, DAY2, DAY3, DAY4 = (date(2024, 5, d) for d in (1, 2, 3, 4))
+TYPES = ("model_quality_job_definition", "endpoint", "monitoring_schedule")
+
+# --------------------------------------------------------------------------------------------------
+# Fixture builders
+# --------------------------------------------------------------------------------------------------
+
+_DUCK_OF_ARROW = {
+    "date32[day]": "DATE",
+    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+}
+
+
+def _create_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute("CREATE SCHEMA aws")
+    status_cols = ", ".join(f"{f.name} {_DUCK_OF_ARROW[str(f.type)]}" for f in COLLECTION_STATUS_SCHEMA)
+    conn.execute(f"CREATE TABLE aws.collection_status_history ({status_cols})")
+    for spec in (MODEL_QUALITY_JOB_DEFINITION, ENDPOINT, MONITORING_SCHEDULE):
+        cols = ", ".join(f'"{c.name}" {c.duckdb_type}' for c in LAKE_KEY_COLUMNS + spec.columns)
+        conn.execute(f"CREATE TABLE aws.{spec.name}_history ({cols})")
+
+
+def _insert(conn: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        cols = list(row)
+        values = [json.dumps(v) if isinstance(v, dict) else v for v in row.values()]
+        placeholders = ", ".join("?" for _ in cols)
+        names = ", ".join(f'"{c}"' for c in cols)
+        conn.execute(f"INSERT INTO aws.{table} ({names}) VALUES ({placeholders})", values)
+
+
+def _ts(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 6, 0, tzinfo=UTC)
+
+
+def _status(
+    day: date,
+    account: str,
+    region: str,
+    status: str = "ok",
+    types: tuple[str, ...] = TYPES,
+    error_code: str | None = None,
+    message: str | None = None,
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "snapshot_date": day,
+            "collected_at": _ts(day),
+            "account_id": account,
+            "region": region,
+            "resource_type": t,
+            "status": status,
+            "error_code": error_code,
+            "message": message,
+            "item_count": 0,
+            "api_calls": 1,
+        }
+        for t in types
+    ]
+
+
+def _arn(account: str, region: str, kind: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{region}:{account}:{kind}/{name}"
+
+
+def _endpoint(day: date, account: str, region: str, name: str, status: str = "InService") -> dict[str, Any]:
+    arn = _arn(account, region, "endpoint", name)
+    return {
+        "snapshot_date": day,
+        "collected_at": _ts(day),
+        "region": region,
+        "_key": arn,
+        "account_id": account,
+        "endpoint_arn": arn,
+        "endpoint_name": name,
+        "endpoint_status": status,
+    }
+
+
+def _definition(
+    day: date,
+    account: str,
+    region: str,
+    name: str,
+    *,
+    endpoint: str | None = None,
+    batch: bool = False,
+    baseline: bool | dict[str, Any] = True,
+    network: dict[str, Any] | None = None,
+    instances: int = 1,
+    kms_output: bool = False,
+    kms_volume: bool = False,
+) -> dict[str, Any]:
+    arn = _arn(account, region, "model-quality-job-definition", name)
+    job_input: dict[str, Any] = (
+        {"BatchTransformInput": {"DataCapturedDestinationS3Uri": "s3://capture/", "LocalPath": "/in"}}
+        if batch
+        else {"EndpointInput": {"EndpointName": endpoint, "LocalPath": "/in"}}
+    )
+    job_input["GroundTruthS3Input"] = {"S3Uri": "s3://truth/"}
+    if baseline is True:
+        baseline_cfg: dict[str, Any] | None = {
+            "BaseliningJobName": f"{name}-baseline",
+            "ConstraintsResource": {"S3Uri": f"s3://baselines/{name}/constraints.json"},
+        }
+    else:
+        baseline_cfg = baseline or None
+    cluster: dict[str, Any] = {
+        "InstanceCount": instances,
+        "InstanceType": "ml.m5.large",
+        "VolumeSizeInGB": 20,
+    }
+    if kms_volume:
+        cluster["VolumeKmsKeyId"] = "arn:aws:kms:us-east-1:111111111111:key/vol"
+    output: dict[str, Any] = {"MonitoringOutputs": [{"S3Output": {"S3Uri": "s3://out/", "LocalPath": "/o"}}]}
+    if kms_output:
+        output["KmsKeyId"] = "arn:aws:kms:us-east-1:111111111111:key/out"
+    return {
+        "snapshot_date": day,
+        "collected_at": _ts(day),
+        "region": region,
+        "_key": arn,
+        "account_id": account,
+        "creation_time": _ts(day),
+        "job_definition_arn": arn,
+        "job_definition_name": name,
+        "job_resources": {"ClusterConfig": cluster},
+        "model_quality_app_specification": {"ImageUri": "img", "ProblemType": "BinaryClassification"},
+        "model_quality_baseline_config": baseline_cfg,
+        "model_quality_job_input": job_input,
+        "model_quality_job_output_config": output,
+        "network_config": network,
+        "role_arn": f"arn:aws:iam::{account}:role/monitor",
+    }
+
+
+def _schedule(
+    day: date,
+    account: str,
+    region: str,
+    name: str,
+    *,
+    endpoint: str | None,
+    definition: str,
+    status: str = "Scheduled",
+    last: str | None = "Completed",
+    summary_endpoint: str | None = None,
+    monitoring_type: str | None = "ModelQuality",
+    failure_reason: str | None = None,
+) -> dict[str, Any]:
+    arn = _arn(account, region, "monitoring-schedule", name)
+    summary = None
+    if last is not None:
+        summary = {
+            "MonitoringScheduleName": name,
+            "MonitoringExecutionStatus": last,
+            "ScheduledTime": "2024-05-01T00:00:00Z",
+        }
+        if summary_endpoint:
+            summary["EndpointName"] = summary_endpoint
+        if last == "Failed":
+            summary["FailureReason"] = "ground truth missing"
+    return {
+        "snapshot_date": day,
+        "collected_at": _ts(day),
+        "region": region,
+        "_key": arn,
+        "account_id": account,
+        "endpoint_name": endpoint,
+        "failure_reason": failure_reason,
+        "last_monitoring_execution_summary": summary,
+        "monitoring_schedule_arn": arn,
+        "monitoring_schedule_config": {
+            "MonitoringJobDefinitionName": definition,
+            "MonitoringType": monitoring_type or "ModelQuality",
+            "ScheduleConfig": {"ScheduleExpression": "cron(0 * ? * * *)"},
+        },
+        "monitoring_schedule_name": name,
+        "monitoring_schedule_status": status,
+        "monitoring_type": monitoring_type,
+    }
+
+
+ISOLATED_ENCRYPTED_VPC = {
+    "EnableInterContainerTrafficEncryption": True,
+    "EnableNetworkIsolation": True,
+    "VpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]},
+}
+
+
+def _load_history(conn: duckdb.DuckDBPyConnection) -> None:
+    status: list[dict[str, Any]] = []
+    endpoints: list[dict[str, Any]] = []
+    definitions: list[dict[str, Any]] = []
+    schedules: list[dict[str, Any]] = []
+
+    # A @ day 1: us-east-1 fully covered but its definition has no baseline; eu-west-1 nothing in service.
+    status += _status(DAY1, A, US) + _status(DAY1, A, EU)
+    endpoints += [_endpoint(DAY1, A, US, "ep-a1"), _endpoint(DAY1, A, EU, "ep-a-eu", "Creating")]
+    definitions += [
+        _definition(DAY1, A, US, "def-a1", endpoint="ep-a1", baseline=False, network=ISOLATED_ENCRYPTED_VPC)
+    ]
+    schedules += [_schedule(DAY1, A, US, "sch-a1", endpoint="ep-a1", definition="def-a1")]
+
+    # B @ day 2: us-east-1 half covered; eu-west-1 has no status rows (not collected -> error).
+    status += _status(DAY2, B, US)
+    endpoints += [_endpoint(DAY2, B, US, "ep-b1"), _endpoint(DAY2, B, US, "ep-b2")]
+    definitions += [_definition(DAY2, B, US, "def-b1", endpoint="ep-b1", network=ISOLATED_ENCRYPTED_VPC)]
+    schedules += [_schedule(DAY2, B, US, "sch-b1", endpoint="ep-b1", definition="def-b1")]
+
+    # A @ day 3, us-east-1: the rich scenario.
+    status += _status(DAY3, A, US)
+    endpoints += [
+        _endpoint(DAY3, A, US, "ep-mon"),  # covered by sch-mon
+        _endpoint(DAY3, A, US, "ep-stopped"),  # only a Stopped schedule: unmonitored
+        _endpoint(DAY3, A, US, "ep-dq"),  # only a DataQuality schedule: unmonitored, no definition
+        _endpoint(DAY3, A, US, "ep-creating", "Creating"),  # not in service: never counted as such
+        _endpoint(DAY3, A, US, "ep-failing"),  # covered via the summary's EndpointName fallback
+    ]
+    definitions += [
+        _definition(
+            DAY3,
+            A,
+            US,
+            "def-mon",
+            endpoint="ep-mon",
+            network=ISOLATED_ENCRYPTED_VPC,
+            instances=2,
+            kms_output=True,
+            kms_volume=True,
+        ),
+        # absent NetworkConfig: neither isolated nor encrypted; 2 instances -> intercontainer finding
+        _definition(
+            DAY3, A, US, "def-stopped", endpoint="ep-stopped", baseline=False, network=None, instances=2
+        ),
+        _definition(
+            DAY3,
+            A,
+            US,
+            "def-creating",
+            endpoint="ep-creating",
+            network={"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": False},
+            kms_output=True,
+        ),
+        # isolation off; 1 instance -> no intercontainer finding
+        _definition(
+            DAY3,
+            A,
+            US,
+            "def-failing",
+            endpoint="ep-failing",
+            network={"EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": False},
+        ),
+        _definition(
+            DAY3,
+            A,
+            US,
+            "def-ghost",
+            endpoint="ep-ghost",
+            network={"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True},
+            kms_volume=True,
+        ),
+        # batch transform: not endpoint-missing; unscheduled; 3 instances without encryption
+        _definition(
+            DAY3,
+            A,
+            US,
+            "def-batch",
+            batch=True,
+            instances=3,
+            kms_output=True,
+            network={
+                "EnableNetworkIsolation": True,
+                "EnableInterContainerTrafficEncryption": False,
+                "VpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1", "subnet-2"]},
+            },
+        ),
+        # baseline block without ConstraintsResource; only a DataQuality schedule names it
+        _definition(
+            DAY3,
+            A,
+            US,
+            "def-orphan",
+            endpoint="ep-creating",
+            baseline={"BaseliningJobName": "bl-orphan"},
+            network={
+                "EnableNetworkIsolation": True,
+                "VpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": []},
+            },
+        ),
+    ]
+    schedules += [
+        _schedule(
+            DAY3, A, US, "sch-mon", endpoint="ep-mon", definition="def-mon", last="CompletedWithViolations"
+        ),
+        _schedule(
+            DAY3,
+            A,
+            US,
+            "sch-stopped",
+            endpoint="ep-stopped",
+            definition="def-stopped",
+            status="Stopped",
+            last="CompletedWithViolations",
+        ),
+        # monitoring_type column NULL: falls back to MonitoringScheduleConfig.MonitoringType
+        _schedule(
+            DAY3,
+            A,
+            US,
+            "sch-creating",
+            endpoint="ep-creating",
+            definition="def-creating",
+            monitoring_type=None,
+        ),
+        _schedule(
+            DAY3,
+            A,
+            US,
+            "sch-failing",
+            endpoint=None,
+            summary_endpoint="ep-failing",
+            definition="def-failing",
+            last="Failed",
+        ),
+        _schedule(
+            DAY3,
+            A,
+            US,
+            "sch-broken",
+            endpoint="ep-ghost",
+            definition="def-ghost",
+            status="Failed",
+            last=None,
+            failure_reason="role cannot be assumed",
+        ),
+        # DataQuality: ignored for coverage, scheduling and failing
+        _schedule(
+            DAY3,
+            A,
+            US,
+            "sch-dq",
+            endpoint="ep-dq",
+            definition="def-orphan",
+            monitoring_type="DataQuality",
+            last="Failed",
+        ),
+    ]
+
+    # A @ day 3, eu-west-1: endpoint collection throttled; the collected definition must be ignored.
+    status += _status(DAY3, A, EU, types=("model_quality_job_definition", "monitoring_schedule"))
+    status += _status(
+        DAY3, A, EU, "error", types=("endpoint",), error_code="ThrottlingException", message="Rate exceeded"
+    )
+    definitions += [_definition(DAY3, A, EU, "def-eu", endpoint="nowhere", baseline=False, instances=4)]
+
+    # C @ day 3: AssumeRole denied everywhere.
+    for region in REGIONS:
+        status += _status(
+            DAY3,
+            C,
+            region,
+            "access_denied",
+            error_code="AccessDenied",
+            message="not authorized to perform sts:AssumeRole",
+        )
+
+    _insert(conn, "collection_status_history", status)
+    _insert(conn, f"{ENDPOINT.name}_history", endpoints)
+    _insert(conn, f"{MODEL_QUALITY_JOB_DEFINITION.name}_history", definitions)
+    _insert(conn, f"{MONITORING_SCHEDULE.name}_history", schedules)
+
+
+@pytest.fixture(scope="module")
+def conn() -> duckdb.DuckDBPyConnection:
+    c = duckdb.connect(":memory:")
+    _create_tables(c)
+    _load_history(c)
+    return c
+
+
+@pytest.fixture(scope="module")
+def day3(conn: duckdb.DuckDBPyConnection) -> reports.ReportResult:
+    return reports.compute_reports(conn, DAY3, REGIONS)
+
+
+@pytest.fixture(scope="module")
+def day2(conn: duckdb.DuckDBPyConnection) -> reports.ReportResult:
+    return reports.compute_reports(conn, DAY2, REGIONS)
+
+
+def _row(df: pd.DataFrame, account: str, region: str) -> dict[str, Any]:
+    rows = df[(df["account_id"] == account) & (df["region"] == region)]
+    assert len(rows) == 1
+    return {k: (None if pd.isna(v) else v) for k, v in rows.iloc[0].items()}
+
+
+def _finding_arns(findings: pd.DataFrame, account: str, region: str, finding: str) -> list[str | None]:
+    rows = findings[
+        (findings["account_id"] == account)
+        & (findings["region"] == region)
+        & (findings["finding"] == finding)
+    ]
+    return sorted(rows["resource_arn"].tolist(), key=str)
+
+
+def _us(kind: str, name: str) -> str:
+    return _arn(A, US, kind, name)
+
+
+COUNT_COLUMNS = [
+    c
+    for c in reports.COVERAGE_COLUMNS
+    if c not in ("report_date", "account_id", "region", "snapshot_date", "collection_status")
+]
+
+# --------------------------------------------------------------------------------------------------
+# Coverage
+# --------------------------------------------------------------------------------------------------
+
+
+def test_coverage_rich_account_region_every_column(day3: reports.ReportResult) -> None:
+    assert _row(day3.coverage, A, US) == {
+        "report_date": DAY3,
+        "account_id": A,
+        "region": US,
+        "snapshot_date": DAY3,
+        "collection_status": "ok",
+        "endpoints_total": 5,  # includes the Creating endpoint
+        "endpoints_in_service": 4,  # ep-mon, ep-stopped, ep-dq, ep-failing
+        "endpoints_with_definition": 3,  # ep-mon, ep-stopped, ep-failing (ep-creating not in service)
+        "endpoints_with_active_schedule": 2,  # ep-mon, ep-failing (Stopped and DataQuality don't count)
+        "coverage_pct": 50.0,
+        "definitions_total": 7,
+        "definitions_with_baseline": 5,  # not def-stopped (NULL block), def-orphan (no ConstraintsResource)
+        "definitions_network_isolated": 5,  # not def-stopped (absent NetworkConfig), def-failing
+        "definitions_intercontainer_encrypted": 2,  # def-mon, def-ghost
+        "definitions_in_vpc": 2,  # def-mon, def-batch (def-orphan has an empty subnet list)
+        "definitions_kms_output": 3,  # def-mon, def-creating, def-batch
+        "definitions_kms_volume": 2,  # def-mon, def-ghost
+        "definitions_batch_transform": 1,  # def-batch
+        "definitions_endpoint_missing": 1,  # def-ghost only (batch is not endpoint-missing)
+        "definitions_unscheduled": 2,  # def-batch, def-orphan (its DataQuality schedule is ignored)
+        "schedules_last_failed": 2,  # sch-failing (last execution), sch-broken (status); not sch-dq
+        "schedules_last_with_violations": 2,  # sch-mon, sch-stopped
+    }
+
+
+def test_coverage_zero_in_service_is_null_coverage_with_zero_counts(day2: reports.ReportResult) -> None:
+    row = _row(day2.coverage, A, EU)
+    assert row["collection_status"] == "ok"
+    assert row["snapshot_date"] == DAY1
+    assert row["endpoints_total"] == 1
+    assert row["coverage_pct"] is None
+    assert {c: row[c] for c in COUNT_COLUMNS if c not in ("endpoints_total", "coverage_pct")} == {
+        c: 0 for c in COUNT_COLUMNS if c not in ("endpoints_total", "coverage_pct")
+    }
+
+
+@pytest.mark.parametrize(
+    ("account", "region", "status"),
+    [(A, EU, "error"), (B, EU, "error"), (C, US, "access_denied"), (C, EU, "access_denied")],
+)
+def test_coverage_not_ok_is_all_null(
+    day3: reports.ReportResult, account: str, region: str, status: str
+) -> None:
+    row = _row(day3.coverage, account, region)
+    assert row["collection_status"] == status
+    # unknown, never 0 or 100
+    assert {c: row[c] for c in COUNT_COLUMNS} == dict.fromkeys(COUNT_COLUMNS)
+
+
+def test_coverage_rows_and_dtypes(day3: reports.ReportResult) -> None:
+    cov = day3.coverage
+    assert list(cov.columns) == list(reports.COVERAGE_COLUMNS)
+    assert list(zip(cov["account_id"], cov["region"], cov["collection_status"], strict=True)) == [
+        (A, EU, "error"),
+        (A, US, "ok"),
+        (B, EU, "error"),
+        (B, US, "ok"),
+        (C, EU, "access_denied"),
+        (C, US, "access_denied"),
+    ]
+    assert str(cov["endpoints_total"].dtype) == "Int64"
+    assert str(cov["coverage_pct"].dtype) == "Float64"
+    assert _row(cov, B, US)["coverage_pct"] == 50.0
+    table = reports.to_arrow(cov, reports.COVERAGE_SCHEMA)
+    assert str(table.schema.field("report_date").type) == "date32[day]"
+    assert str(table.schema.field("endpoints_total").type) == "int64"
+    assert table.column("endpoints_total").null_count == 4
+
+
+# --------------------------------------------------------------------------------------------------
+# Findings
+# --------------------------------------------------------------------------------------------------
+
+
+def test_findings_rich_account_region(day3: reports.ReportResult) -> None:
+    f = day3.findings
+    assert _finding_arns(f, A, US, "endpoint_unmonitored") == [
+        _us("endpoint", "ep-dq"),
+        _us("endpoint", "ep-stopped"),
+    ]
+    assert _finding_arns(f, A, US, "definition_endpoint_missing") == [
+        _us("model-quality-job-definition", "def-ghost")
+    ]
+    assert _finding_arns(f, A, US, "definition_unscheduled") == [
+        _us("model-quality-job-definition", "def-batch"),
+        _us("model-quality-job-definition", "def-orphan"),
+    ]
+    assert _finding_arns(f, A, US, "no_baseline") == [
+        _us("model-quality-job-definition", "def-orphan"),
+        _us("model-quality-job-definition", "def-stopped"),
+    ]
+    assert _finding_arns(f, A, US, "network_isolation_disabled") == [
+        _us("model-quality-job-definition", "def-failing"),
+        _us("model-quality-job-definition", "def-stopped"),
+    ]
+    # def-failing and def-creating run 1 instance unencrypted: exempt; def-mon is encrypted
+    assert _finding_arns(f, A, US, "intercontainer_encryption_disabled") == [
+        _us("model-quality-job-definition", "def-batch"),
+        _us("model-quality-job-definition", "def-stopped"),
+    ]
+    assert _finding_arns(f, A, US, "monitor_failing") == [
+        _us("monitoring-schedule", "sch-broken"),
+        _us("monitoring-schedule", "sch-failing"),
+    ]
+    assert _finding_arns(f, A, US, "monitor_violations") == [
+        _us("monitoring-schedule", "sch-mon"),
+        _us("monitoring-schedule", "sch-stopped"),
+    ]
+    rich = f[(f["account_id"] == A) & (f["region"] == US)]
+    assert len(rich) == 15
+    assert rich["severity"].value_counts().to_dict() == {"medium": 8, "low": 5, "high": 2}
+
+
+def test_findings_details(day3: reports.ReportResult) -> None:
+    f = day3.findings.set_index("resource_arn")
+    detail = f["detail"]
+    assert detail[_us("endpoint", "ep-dq")] == (
+        "endpoint ep-dq is InService with no Scheduled ModelQuality monitoring schedule "
+        "(no model quality job definition targets it)"
+    )
+    net = f[f["finding"] == "network_isolation_disabled"]["detail"]
+    assert net[_us("model-quality-job-definition", "def-stopped")] == (
+        "job definition def-stopped: NetworkConfig is absent (Security Hub SageMaker.25)"
+    )
+    ic = f[f["finding"] == "intercontainer_encryption_disabled"]["detail"]
+    assert ic[_us("model-quality-job-definition", "def-batch")] == (
+        "job definition def-batch runs on 3 instances without EnableInterContainerTrafficEncryption "
+        "(Security Hub SageMaker.13)"
+    )
+    failing = f[f["finding"] == "monitor_failing"]["detail"]
+    assert failing[_us("monitoring-schedule", "sch-broken")] == (
+        "schedule sch-broken: schedule status Failed (role cannot be assumed)"
+    )
+    assert failing[_us("monitoring-schedule", "sch-failing")] == (
+        "schedule sch-failing: last execution Failed (ground truth missing)"
+    )
+
+
+def test_findings_collection_rows(day3: reports.ReportResult) -> None:
+    f = day3.findings
+    coll = f[f["finding"].str.startswith("collection_")].sort_values(["account_id", "region"])
+    assert list(zip(coll["account_id"], coll["region"], coll["finding"], coll["severity"], strict=True)) == [
+        (A, EU, "collection_error", "low"),
+        (B, EU, "collection_error", "low"),
+        (C, EU, "collection_denied", "medium"),
+        (C, US, "collection_denied", "medium"),
+    ]
+    assert coll["resource_arn"].isna().all()
+    details = dict(zip(zip(coll["account_id"], coll["region"], strict=True), coll["detail"], strict=True))
+    assert details[(A, EU)] == "endpoint: error [ThrottlingException] Rate exceeded"
+    assert details[(B, EU)] == (
+        "endpoint: error not collected: no collection status row in snapshot 2024-05-02; "
+        "model_quality_job_definition: error not collected: no collection status row in snapshot 2024-05-02; "
+        "monitoring_schedule: error not collected: no collection status row in snapshot 2024-05-02"
+    )
+    assert details[(C, US)].startswith("endpoint: access_denied [AccessDenied] not authorized")
+    # nothing else from non-ok regions (def-eu would otherwise raise three findings)
+    not_ok = f[f["region"].eq(EU) | f["account_id"].eq(C)]
+    assert len(not_ok) == 4
+
+
+def test_findings_total_order_and_columns(day3: reports.ReportResult) -> None:
+    f = day3.findings
+    assert list(f.columns) == list(reports.FINDINGS_COLUMNS)
+    assert (f["report_date"] == DAY3).all()
+    # 15 (A us) + 1 (A eu error) + 2 (B: unmonitored ep-b2, eu error) + 2 (C denied)
+    assert len(f) == 20
+    ranks = f["severity"].map({"high": 0, "medium": 1, "low": 2}).tolist()
+    assert ranks == sorted(ranks)
+    assert _finding_arns(f, B, US, "endpoint_unmonitored") == [_arn(B, US, "endpoint", "ep-b2")]
+
+
+def test_finding_severity_table() -> None:
+    assert reports.FINDING_SEVERITY["network_isolation_disabled"] == "high"
+    assert reports.FINDING_SEVERITY["intercontainer_encryption_disabled"] == "medium"
+    assert set(reports.FINDING_SEVERITY.values()) == set(reports.SEVERITIES)
+    assert len(reports.FINDING_SEVERITY) == 10
+
+
+# --------------------------------------------------------------------------------------------------
+# Agreement
+# --------------------------------------------------------------------------------------------------
+
+
+def test_agreement_holds_on_fixture(day2: reports.ReportResult, day3: reports.ReportResult) -> None:
+    assert reports.check_findings_agreement(day3.coverage, day3.findings) == []
+    assert reports.check_findings_agreement(day2.coverage, day2.findings) == []
+
+
+def test_agreement_detects_dropped_finding(day3: reports.ReportResult) -> None:
+    f = day3.findings
+    drop = f.index[(f["finding"] == "endpoint_unmonitored") & (f["account_id"] == A)][0]
+    problems = reports.check_findings_agreement(day3.coverage, f.drop(index=drop))
+    assert problems == [
+        "2024-05-03 111111111111 us-east-1: endpoint_unmonitored findings=1 but coverage implies 2 "
+        "(collection_status=ok)"
+    ]
+
+
+def test_agreement_detects_planted_coverage_and_stray_findings(day3: reports.ReportResult) -> None:
+    cov = day3.coverage.copy()
+    cov.loc[(cov["account_id"] == A) & (cov["region"] == US), "definitions_with_baseline"] = 6
+    stray = day3.findings.iloc[[0]].assign(account_id=C, region=US, finding="no_baseline", severity="medium")
+    problems = reports.check_findings_agreement(cov, pd.concat([day3.findings, stray], ignore_index=True))
+    assert problems == [
+        "2024-05-03 111111111111 us-east-1: no_baseline findings=2 but coverage implies 1 "
+        "(collection_status=ok)",
+        "2024-05-03 333333333333 us-east-1: no_baseline findings=1 but coverage implies 0 "
+        "(collection_status=access_denied)",
+    ]
+
+
+def test_agreement_detects_zero_instead_of_null(day3: reports.ReportResult) -> None:
+    cov = day3.coverage.copy()
+    cov.loc[(cov["account_id"] == C) & (cov["region"] == EU), "endpoints_total"] = 0
+    assert reports.check_findings_agreement(cov, day3.findings) == [
+        "2024-05-03 333333333333 eu-west-1: endpoints_total must be NULL (collection_status=access_denied)"
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# As-of semantics
+# --------------------------------------------------------------------------------------------------
+
+
+def test_as_of_day2_uses_a_at_day1_and_b_at_day2(day2: reports.ReportResult) -> None:
+    assert day2.reason is None
+    assert day2.snapshot_dates_used == {A: DAY1, B: DAY2}
+    assert set(zip(day2.coverage["account_id"], day2.coverage["snapshot_date"], strict=True)) == {
+        (A, DAY1),
+        (B, DAY2),
+    }
+    a_us = _row(day2.coverage, A, US)
+    assert (a_us["endpoints_in_service"], a_us["coverage_pct"], a_us["definitions_total"]) == (1, 100.0, 1)
+    assert day2.findings["finding"].value_counts().to_dict() == {
+        "no_baseline": 1,
+        "endpoint_unmonitored": 1,
+        "collection_error": 1,
+    }
+    assert (day2.findings["report_date"] == DAY2).all()
+
+
+def test_as_of_day3_uses_a_at_day3_b_at_day2(day3: reports.ReportResult) -> None:
+    assert day3.snapshot_dates_used == {A: DAY3, B: DAY2, C: DAY3}
+    assert _row(day3.coverage, B, US)["snapshot_date"] == DAY2
+    assert _row(day3.coverage, A, US)["snapshot_date"] == DAY3
+
+
+def test_as_of_before_any_snapshot_is_empty_with_reason(conn: duckdb.DuckDBPyConnection) -> None:
+    result = reports.compute_reports(conn, DAY0, REGIONS)
+    assert result.reason == (
+        "no collection snapshots on or before 2024-04-30 (earliest snapshot is 2024-05-01)"
+    )
+    assert result.coverage.empty and result.findings.empty and result.summary.empty
+    assert list(result.coverage.columns) == list(reports.COVERAGE_COLUMNS)
+    assert list(result.summary.columns) == list(reports.SUMMARY_COLUMNS)
+    assert result.snapshot_dates_used == {}
+    assert result.previous_summary is None
+    assert "no collection snapshots" in result.markdown()
+    # downstream helpers accept the empty frames
+    assert reports.check_findings_agreement(result.coverage, result.findings) == []
+    assert reports.worst_accounts(result.coverage).empty
+    header = reports.format_terminal_table(result.summary).splitlines()[0]
+    assert header.startswith("report_date  accounts_total")
+
+
+def test_empty_history_reason() -> None:
+    c = duckdb.connect(":memory:")
+    _create_tables(c)
+    result = reports.compute_reports(c, DAY3, REGIONS)
+    assert result.reason == "no collection snapshots on or before 2024-05-03 (collection history is empty)"
+
+
+def test_regions_validation(conn: duckdb.DuckDBPyConnection) -> None:
+    with pytest.raises(TypeError):
+        reports.compute_reports(conn, DAY3, "us-east-1")
+    with pytest.raises(ValueError):
+        reports.compute_reports(conn, DAY3, [])
+
+
+def test_configured_region_subset_ignores_other_regions(conn: duckdb.DuckDBPyConnection) -> None:
+    result = reports.compute_reports(conn, DAY3, [US])
+    assert sorted(result.coverage["account_id"]) == [A, B, C]
+    assert (result.coverage["region"] == US).all()
+    assert result.summary.iloc[0]["accounts_ok"] == 2  # A and B are ok in us-east-1 alone
+    assert result.summary.iloc[0]["accounts_denied"] == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Fleet summary
+# --------------------------------------------------------------------------------------------------
+
+
+def _summary(result: reports.ReportResult) -> dict[str, Any]:
+    assert len(result.summary) == 1
+    return {k: (None if pd.isna(v) else v) for k, v in result.summary.iloc[0].items()}
+
+
+def test_fleet_summary_day1(conn: duckdb.DuckDBPyConnection) -> None:
+    s = _summary(reports.compute_reports(conn, DAY1, REGIONS))
+    assert s == {
+        "report_date": DAY1,
+        "accounts_total": 1,
+        "accounts_ok": 1,
+        "accounts_denied": 0,
+        "accounts_error": 0,
+        "endpoints_in_service": 1,
+        "endpoints_with_active_schedule": 1,
+        "fleet_coverage_pct": 100.0,
+        "findings_high": 0,
+        "findings_medium": 1,
+        "findings_low": 0,
+        "previous_report_date": None,
+        "coverage_change_pts": None,
+        "findings_change": None,
+    }
+
+
+def test_fleet_summary_day2(day2: reports.ReportResult) -> None:
+    s = _summary(day2)
+    assert s["fleet_coverage_pct"] == pytest.approx(200 / 3)
+    assert s["coverage_change_pts"] == pytest.approx(200 / 3 - 100)
+    del s["fleet_coverage_pct"], s["coverage_change_pts"]
+    assert s == {
+        "report_date": DAY2,
+        "accounts_total": 2,
+        "accounts_ok": 1,
+        "accounts_denied": 0,
+        "accounts_error": 1,
+        "endpoints_in_service": 3,
+        "endpoints_with_active_schedule": 2,
+        "findings_high": 0,
+        "findings_medium": 2,
+        "findings_low": 1,
+        "previous_report_date": DAY1,
+        "findings_change": 2,
+    }
+
+
+def test_fleet_summary_day3(day3: reports.ReportResult) -> None:
+    s = _summary(day3)
+    assert s["coverage_change_pts"] == pytest.approx(50 - 200 / 3)
+    del s["coverage_change_pts"]
+    assert s == {
+        "report_date": DAY3,
+        "accounts_total": 3,
+        "accounts_ok": 0,
+        "accounts_denied": 1,
+        "accounts_error": 2,
+        "endpoints_in_service": 6,
+        "endpoints_with_active_schedule": 3,
+        "fleet_coverage_pct": 50.0,
+        "findings_high": 2,
+        "findings_medium": 11,
+        "findings_low": 7,
+        "previous_report_date": DAY2,
+        "findings_change": 17,
+    }
+    prev = {k: (None if pd.isna(v) else v) for k, v in day3.previous_summary.iloc[0].items()}
+    assert (prev["report_date"], prev["endpoints_in_service"], prev["findings_medium"]) == (DAY2, 3, 2)
+    assert list(day3.summary.columns) == list(reports.SUMMARY_COLUMNS)
+
+
+def test_fleet_summary_date_without_snapshot_compares_to_latest_snapshot_date(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    s = _summary(reports.compute_reports(conn, DAY4, REGIONS))
+    assert (s["report_date"], s["previous_report_date"], s["fleet_coverage_pct"]) == (DAY4, DAY3, 50.0)
+    assert (s["coverage_change_pts"], s["findings_change"]) == (0.0, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Presentation helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def test_worst_accounts_day3(day3: reports.ReportResult) -> None:
+    w = reports.worst_accounts(day3.coverage)
+    assert list(w.columns) == list(reports.WORST_ACCOUNTS_COLUMNS)
+    rows = [tuple(None if pd.isna(v) else v for v in r) for r in w.itertuples(index=False, name=None)]
+    assert rows == [
+        # equal 50% coverage: more unmonitored endpoints first
+        (A, "error", DAY3, 1, 2, 4, 2, 2, 50.0),
+        (B, "error", DAY2, 1, 2, 2, 1, 1, 50.0),
+        (C, "access_denied", DAY3, 0, 2, None, None, None, None),
+    ]
+
+
+def test_worst_accounts_ordering_and_limit() -> None:
+    def cov_row(account: str, region: str, status: str, ins: int | None, act: int | None) -> dict[str, Any]:
+        return {
+            "report_date": DAY3,
+            "account_id": account,
+            "region": region,
+            "snapshot_date": DAY3,
+            "collection_status": status,
+            "endpoints_in_service": ins,
+            "endpoints_with_active_schedule": act,
+        }
+
+    # plain pandas dtypes (object columns with None): the helper must not depend on report dtypes
+    cov = pd.DataFrame(
+        [
+            cov_row("ok-none", US, "ok", 0, 0),  # NULL coverage, ok
+            cov_row("denied", US, "access_denied", None, None),
+            cov_row("error", US, "error", None, None),
+            cov_row("low", US, "ok", 5, 1),  # 20%
+            cov_row("high", US, "ok", 4, 3),  # 75%
+        ]
+    )
+    w = reports.worst_accounts(cov)
+    assert w["account_id"].tolist() == ["low", "high", "denied", "error", "ok-none"]
+    assert w["coverage_pct"].tolist()[:2] == [20.0, 75.0]
+    assert reports.worst_accounts(cov, n=2)["account_id"].tolist() == ["low", "high"]
+    assert reports.worst_accounts(cov.iloc[0:0]).empty
+
+
+def test_summary_markdown(day3: reports.ReportResult) -> None:
+    md = reports.summary_markdown(
+        day3.summary.iloc[0], reports.worst_accounts(day3.coverage), day3.previous_summary.iloc[0]
+    )
+    assert md.startswith("## Model quality monitoring: 2024-05-03\n")
+    assert "| accounts (ok / denied / error) | 3 (0 / 1 / 2) |" in md
+    assert "| fleet coverage | 50.0% |" in md
+    assert "| findings (high / medium / low) | 20 (2 / 11 / 7) |" in md
+    assert "### 3 worst accounts" in md
+    assert "| 111111111111 | error | 2024-05-03 | 1 | 2 | 4 | 2 | 2 | 50.0 |" in md
+    assert "| 333333333333 | access_denied | 2024-05-03 | 0 | 2 | - | - | - | - |" in md
+    assert "### Change since 2024-05-03" not in md
+    assert "### Change since 2024-05-02" in md
+    assert "- coverage: -16.7 pts (66.7% -> 50.0%)" in md
+    assert "- findings: +17 (3 -> 20)" in md
+    assert md == day3.markdown()
+
+
+def test_summary_markdown_without_previous(conn: duckdb.DuckDBPyConnection) -> None:
+    day1 = reports.compute_reports(conn, DAY1, REGIONS)
+    md = reports.summary_markdown(day1.summary.iloc[0], reports.worst_accounts(day1.coverage), None)
+    assert md.endswith("### Change\n\nNo previous report date.\n")
+    # the summary row's own change columns are used when no previous row is passed
+    day3 = reports.compute_reports(conn, DAY3, REGIONS)
+    md3 = reports.summary_markdown(day3.summary.iloc[0], reports.worst_accounts(day3.coverage), None)
+    assert "- coverage: -16.7 pts\n- findings: +17\n" in md3
+
+
+def test_format_terminal_table() -> None:
+    df = pd.DataFrame(
+        {
+            "account_id": ["111111111111", "2"],
+            "coverage_pct": pd.array([50.0, None], dtype="Float64"),
+            "n": pd.array([4, 12], dtype="Int64"),
+            "snapshot_date": [DAY3, None],
+        }
+    )
+    assert reports.format_terminal_table(df) == "\n".join(
+        [
+            "account_id    coverage_pct   n  snapshot_date",
+            "------------  ------------  --  -------------",
+            "111111111111          50.0   4  2024-05-03",
+            "2                        -  12  -",
+        ]
+    )
+
+
+def test_coverage_trend(conn: duckdb.DuckDBPyConnection) -> None:
+    trend = reports.coverage_trend(conn, DAY3, days=30, regions=REGIONS)
+    assert list(trend.columns) == list(reports.TREND_COLUMNS)
+    assert trend["report_date"].tolist() == [DAY1, DAY2, DAY3]
+    assert trend["fleet_coverage_pct"].round(2).tolist() == [100.0, 66.67, 50.0]
+    assert trend["endpoints_in_service"].tolist() == [1, 3, 6]
+    assert trend["accounts_total"].tolist() == [1, 2, 3]
+    short = reports.coverage_trend(conn, DAY3, days=2, regions=REGIONS)
+    assert short["report_date"].tolist() == [DAY2, DAY3]
+    # without configured regions B's uncollected eu-west-1 is simply absent, so B counts as ok
+    loose = reports.coverage_trend(conn, DAY3, days=30)
+    assert loose["accounts_ok"].tolist() == [1, 2, 1]
+    assert loose["fleet_coverage_pct"].tolist() == [100.0, pytest.approx(200 / 3), 50.0]
