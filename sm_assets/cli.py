@@ -19,6 +19,7 @@ from sm_assets.core.lake import LakeError, dataset_file, latest_snapshot_date, r
 from sm_assets.core.schemas import COLLECTION_STATUS_DATASET, COLLECTION_STATUS_SCHEMA
 
 DEMO_MARKER = ".sm-assets-demo"
+DEMO_MEMBERS = 9  # one of them lacks the role, so 8 accounts have data
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
 
@@ -128,15 +129,11 @@ def run_refresh(
         echo(f"[{n}/{len(ids)}] {account_id}: {outcome.describe()}")
     failed = [o.account_id for o in outcomes if o.failed]
     denied = [o.account_id for o in outcomes if o.denied]
-    echo(
-        f"done: {len(outcomes) - len(failed)} collected, {len(denied)} with denied access, {len(failed)} failed"
-    )
+    echo(f"done: {len(outcomes) - len(failed)} collected, {len(denied)} with denied access, {len(failed)} failed")
     day = datetime.now(UTC).date().isoformat()
     report_job = build_definitions(settings).resolve_job_def("model_quality_report_job")
     report = report_job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
-    echo(
-        f"reports for {day}: {'materialized' if report.success else 'FAILED (see the run in the Dagster UI)'}"
-    )
+    echo(f"reports for {day}: {'materialized' if report.success else 'FAILED (see the run in the Dagster UI)'}")
     if not report.success:
         outcomes.append(AccountOutcome("reports", False))
     return outcomes
@@ -148,9 +145,7 @@ def render_report(settings: Settings, day: date | None = None) -> str:
 
     day = day or datetime.now(UTC).date()
     if not settings.duckdb_path.exists():
-        raise CliError(
-            f"no DuckDB file at {settings.duckdb_path}: run `sm-assets refresh` (or `make demo`) first"
-        )
+        raise CliError(f"no DuckDB file at {settings.duckdb_path}: run `sm-assets refresh` (or `make demo`) first")
     try:
         with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
             result = reports.compute_reports(conn, day, settings.regions)
@@ -216,9 +211,7 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]], max_w
 
 def run_query(settings: Settings, sql: str) -> str:
     if not settings.duckdb_path.exists():
-        raise CliError(
-            f"no DuckDB file at {settings.duckdb_path}: run `sm-assets refresh` (or `make demo`) first"
-        )
+        raise CliError(f"no DuckDB file at {settings.duckdb_path}: run `sm-assets refresh` (or `make demo`) first")
     try:
         with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
             cursor = conn.execute(sql)
@@ -291,7 +284,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
         }
         with patched_env(fake_env):
             echo(f"demo: fake AWS organization on {endpoint}")
-            org = seed_demo_org(endpoint, regions=settings.regions, role_name=settings.role_name)
+            org = seed_demo_org(endpoint, regions=settings.regions, role_name=settings.role_name, accounts=DEMO_MEMBERS)
             echo(
                 f"demo: seeded {len(org.member_account_ids)} member accounts x {len(settings.regions)} regions "
                 f"({len(org.denied_account_ids)} without the {settings.role_name} role)"
@@ -314,16 +307,12 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sm-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    refresh = sub.add_parser(
-        "refresh", help="sync account partitions, then collect every account through Dagster"
-    )
+    refresh = sub.add_parser("refresh", help="sync account partitions, then collect every account through Dagster")
     refresh.add_argument("--account", action="append", help="only this account (repeatable)")
     sub.add_parser("sync-accounts", help="only sync the aws_account partitions with the organization")
     sub.add_parser("demo", help="seed a fake organization on 127.0.0.1 and refresh it")
     report = sub.add_parser("report", help="print the fleet summary and the worst accounts for a date")
-    report.add_argument(
-        "--date", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC)"
-    )
+    report.add_argument("--date", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC)")
     query = sub.add_parser("query", help="run SQL against the DuckDB file and print a table")
     query.add_argument("sql")
     return parser

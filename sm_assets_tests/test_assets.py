@@ -34,12 +34,8 @@ def org() -> Iterator[DemoOrg]:
     from sm_assets.demo.fake_aws import install_moto_extensions
     from sm_assets.demo.seed import seed_demo_org
 
-    saved = {
-        k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-    }
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
-    )
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
     os.environ.pop("AWS_ENDPOINT_URL", None)
     install_moto_extensions()
     with mock_aws():
@@ -77,9 +73,7 @@ def view(settings: Settings, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
-def test_asset_with_build_asset_context(
-    org: DemoOrg, settings: Settings, instance: dg.DagsterInstance
-) -> None:
+def test_asset_with_build_asset_context(org: DemoOrg, settings: Settings, instance: dg.DagsterInstance) -> None:
     account = busiest_account(org)
     context = dg.build_asset_context(partition_key=account, instance=instance)
     events = list(collect_sagemaker_account(context, sm_config=build_resources(settings)["sm_config"]))
@@ -91,16 +85,12 @@ def test_asset_with_build_asset_context(
     assert checks == {"every_region_has_status": True, "no_access_denied": True, "no_collection_errors": True}
 
 
-def test_materialize_stores_exactly_what_exists(
-    org: DemoOrg, settings: Settings, instance: dg.DagsterInstance
-) -> None:
+def test_materialize_stores_exactly_what_exists(org: DemoOrg, settings: Settings, instance: dg.DagsterInstance) -> None:
     account = busiest_account(org)
     result = materialize(settings, instance, account)
     assert result.success
     checks = result.get_asset_check_evaluations()
-    assert checks and all(c.passed for c in checks), [
-        (c.check_name, c.passed) for c in checks if not c.passed
-    ]
+    assert checks and all(c.passed for c in checks), [(c.check_name, c.passed) for c in checks if not c.passed]
     assert {c.asset_check_key.name for c in checks} >= {"exact_columns_and_types", "every_region_has_status"}
 
     rows = view(
@@ -145,9 +135,7 @@ def test_materialize_stores_exactly_what_exists(
     assert "dagster/column_lineage" in metadata and "dagster/column_schema" in metadata
 
 
-def test_denied_account_is_reported_not_empty(
-    org: DemoOrg, settings: Settings, instance: dg.DagsterInstance
-) -> None:
+def test_denied_account_is_reported_not_empty(org: DemoOrg, settings: Settings, instance: dg.DagsterInstance) -> None:
     denied = org.denied_account_ids[0]
     result = materialize(settings, instance, denied)
     assert result.success  # the partition succeeds ...

@@ -27,9 +27,7 @@ def member_session(account_id: str) -> boto3.Session:
     return boto3.Session(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
 
 
-def create_definition(
-    sm: Any, name: str, endpoint: str = "ep", tags: list[dict[str, str]] | None = None
-) -> str:
+def create_definition(sm: Any, name: str, endpoint: str = "ep", tags: list[dict[str, str]] | None = None) -> str:
     return sm.create_model_quality_job_definition(
         JobDefinitionName=name,
         ModelQualityAppSpecification={"ImageUri": "img", "ProblemType": "Regression"},
@@ -37,12 +35,8 @@ def create_definition(
             "EndpointInput": {"EndpointName": endpoint, "LocalPath": "/opt/ml/input"},
             "GroundTruthS3Input": {"S3Uri": "s3://bucket/gt"},
         },
-        ModelQualityJobOutputConfig={
-            "MonitoringOutputs": [{"S3Output": {"S3Uri": "s3://b/o", "LocalPath": "/o"}}]
-        },
-        JobResources={
-            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 5}
-        },
+        ModelQualityJobOutputConfig={"MonitoringOutputs": [{"S3Output": {"S3Uri": "s3://b/o", "LocalPath": "/o"}}]},
+        JobResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 5}},
         RoleArn="arn:aws:iam::000000000000:role/monitor",
         **({"Tags": tags} if tags else {}),
     )["JobDefinitionArn"]
@@ -52,9 +46,7 @@ def org_with_members(n: int) -> list[str]:
     org = boto3.client("organizations", region_name="us-east-1")
     org.create_organization(FeatureSet="ALL")
     return [
-        org.create_account(Email=f"m{i}@example.com", AccountName=f"member-{i}")["CreateAccountStatus"][
-            "AccountId"
-        ]
+        org.create_account(Email=f"m{i}@example.com", AccountName=f"member-{i}")["CreateAccountStatus"]["AccountId"]
         for i in range(n)
     ]
 
@@ -108,9 +100,7 @@ def test_definition_deleted_between_list_and_describe(
             if params.get("JobDefinitionName") == "vanishes":
                 sm.delete_model_quality_job_definition(JobDefinitionName="vanishes")
 
-        client.meta.events.register(
-            "provide-client-params.sagemaker.DescribeModelQualityJobDefinition", delete_first
-        )
+        client.meta.events.register("provide-client-params.sagemaker.DescribeModelQualityJobDefinition", delete_first)
         return client
 
     monkeypatch.setattr(collect, "sagemaker_client", client_that_races)
@@ -119,9 +109,7 @@ def test_definition_deleted_between_list_and_describe(
     assert snap.statuses[0].status == "ok"
 
 
-def test_fields_unknown_to_botocore_are_kept(
-    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fields_unknown_to_botocore_are_kept(aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from moto.sagemaker.responses import SageMakerResponse
 
     (acct,) = org_with_members(1)
@@ -130,9 +118,7 @@ def test_fields_unknown_to_botocore_are_kept(
 
     def describe_on_the_wire(self: Any) -> str:
         # The server answers with fields this botocore release has never heard of (raw JSON body).
-        out = self.sagemaker_backend.describe_model_quality_job_definition(
-            self._get_param("JobDefinitionName")
-        )
+        out = self.sagemaker_backend.describe_model_quality_job_definition(self._get_param("JobDefinitionName"))
         out = json.loads(json.dumps(out, default=lambda v: v.timestamp()))
         out["ShinyNewField2030"] = {"Enabled": True, "Mode": "x"}
         out["JobResources"]["ClusterConfig"]["NewKnob"] = 7

@@ -58,10 +58,7 @@ def test_checks_schema_and_automation(defs: dg.Definitions) -> None:
     assert spec.partitions_def is not None and spec.partitions_def.name == "aws_account"
     assert "DDSQL" in (spec.description or "")
     assert defs.resolve_sensor_def("aws_account_sensor").default_status == dg.DefaultSensorStatus.RUNNING
-    assert (
-        defs.resolve_schedule_def("daily_inventory_refresh").default_status
-        == dg.DefaultScheduleStatus.RUNNING
-    )
+    assert defs.resolve_schedule_def("daily_inventory_refresh").default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 def test_partition_changes() -> None:
@@ -69,9 +66,7 @@ def test_partition_changes() -> None:
     assert partition_changes([], []) == ([], [])
 
 
-def test_account_sensor_adds_and_removes(
-    defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_account_sensor_adds_and_removes(defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("aws_account", ["999999999999", "111111111111"])
     config = build_definitions(
@@ -88,16 +83,12 @@ def test_account_sensor_adds_and_removes(
     }
 
 
-def test_account_sensor_skips_when_discovery_fails(
-    defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_account_sensor_skips_when_discovery_fails(defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch) -> None:
     # Organizations rejects the caller: keep the partitions and explain why in the tick.
     import sm_assets.core.collect as collect
 
     def denied(session: object = None) -> list[object]:
-        raise collect.AccountDiscoveryError(
-            "AWS Organizations ListAccounts failed (AccessDeniedException): ..."
-        )
+        raise collect.AccountDiscoveryError("AWS Organizations ListAccounts failed (AccessDeniedException): ...")
 
     monkeypatch.setattr(collect, "list_org_accounts", denied)
     instance = dg.DagsterInstance.ephemeral()

@@ -99,13 +99,9 @@ def _mq_request(name: str, endpoint: str | None = "ep", **extra: Any) -> dict[st
         "ModelQualityAppSpecification": {"ImageUri": "img:analyzer", "ProblemType": "BinaryClassification"},
         "ModelQualityJobInput": job_input,
         "ModelQualityJobOutputConfig": {
-            "MonitoringOutputs": [
-                {"S3Output": {"S3Uri": "s3://b/out", "LocalPath": "/opt/ml/processing/out"}}
-            ],
+            "MonitoringOutputs": [{"S3Output": {"S3Uri": "s3://b/out", "LocalPath": "/opt/ml/processing/out"}}],
         },
-        "JobResources": {
-            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 20}
-        },
+        "JobResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 20}},
         "RoleArn": ROLE,
         **extra,
     }
@@ -189,9 +185,7 @@ def test_schedule_create_describe_tags_delete(aws: None) -> None:
     assert {t["Key"] for t in sm.list_tags(ResourceArn=arn)["Tags"]} == {"team", "note", "env"}
 
     with pytest.raises(ClientError) as dup:
-        sm.create_monitoring_schedule(
-            MonitoringScheduleName="mq-churn-hourly", MonitoringScheduleConfig=config
-        )
+        sm.create_monitoring_schedule(MonitoringScheduleName="mq-churn-hourly", MonitoringScheduleConfig=config)
     assert dup.value.response["Error"]["Code"] == "ResourceInUse"
 
     sm.delete_monitoring_schedule(MonitoringScheduleName="mq-churn-hourly")
@@ -213,12 +207,8 @@ def test_list_schedules_paginates_and_filters(aws: None) -> None:
         JobDefinitionName="dq-a",
         DataQualityAppSpecification={"ImageUri": "img:analyzer"},
         DataQualityJobInput={"EndpointInput": {"EndpointName": "a", "LocalPath": "/opt/ml/processing/input"}},
-        DataQualityJobOutputConfig={
-            "MonitoringOutputs": [{"S3Output": {"S3Uri": "s3://b/dq", "LocalPath": "/o"}}]
-        },
-        JobResources={
-            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 20}
-        },
+        DataQualityJobOutputConfig={"MonitoringOutputs": [{"S3Output": {"S3Uri": "s3://b/dq", "LocalPath": "/o"}}]},
+        JobResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 20}},
         RoleArn=ROLE,
     )
     mq_a = {_schedule(sm, f"mq-a-{i:02d}", "mq-a") for i in range(14)}
@@ -231,9 +221,7 @@ def test_list_schedules_paginates_and_filters(aws: None) -> None:
     everything = _all_schedules(sm)
     assert len(everything) == 25
     assert {s["MonitoringScheduleArn"] for s in everything} == mq_a | mq_b | dq  # no dupes, none lost
-    small_pages = list(
-        sm.get_paginator("list_monitoring_schedules").paginate(PaginationConfig={"PageSize": 7})
-    )
+    small_pages = list(sm.get_paginator("list_monitoring_schedules").paginate(PaginationConfig={"PageSize": 7}))
     assert [len(p["MonitoringScheduleSummaries"]) for p in small_pages] == [7, 7, 7, 4]
 
     names = [s["MonitoringScheduleName"] for s in everything]
@@ -271,9 +259,7 @@ def test_schedule_state_helper_sets_last_execution(aws: None) -> None:
     sm.create_model_quality_job_definition(**_mq_request("mq-ltv", "ltv"))
     _schedule(sm, "mq-ltv-hourly", "mq-ltv")
 
-    set_monitoring_schedule_state(
-        MANAGEMENT, REGION, "mq-ltv-hourly", last_execution_status="CompletedWithViolations"
-    )
+    set_monitoring_schedule_state(MANAGEMENT, REGION, "mq-ltv-hourly", last_execution_status="CompletedWithViolations")
     ok = sm.describe_monitoring_schedule(MonitoringScheduleName="mq-ltv-hourly")
     summary = ok["LastMonitoringExecutionSummary"]
     assert ok["MonitoringScheduleStatus"] == "Scheduled"
@@ -373,9 +359,7 @@ def test_full_definition_round_trips_verbatim(aws: None) -> None:
         if key != "Tags":
             assert described[key] == value, key
     assert sm.list_tags(ResourceArn=arn)["Tags"] == request["Tags"]
-    [summary] = sm.list_model_quality_job_definitions(EndpointName="missing-endpoint")[
-        "JobDefinitionSummaries"
-    ]
+    [summary] = sm.list_model_quality_job_definitions(EndpointName="missing-endpoint")["JobDefinitionSummaries"]
     assert summary["EndpointName"] == "missing-endpoint"
 
 
@@ -414,8 +398,7 @@ def test_assume_role_requires_the_role_to_exist(aws: None) -> None:
     assert error["Type"] == "Sender"
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert error["Message"] == (
-        f"User: arn:aws:iam::{MANAGEMENT}:user/moto is not authorized to perform: sts:AssumeRole "
-        f"on resource: {missing}"
+        f"User: arn:aws:iam::{MANAGEMENT}:user/moto is not authorized to perform: sts:AssumeRole on resource: {missing}"
     )
     # The role existing in *another* account does not help.
     with pytest.raises(ClientError) as other:
@@ -450,12 +433,9 @@ def test_assumed_credentials_only_see_their_account(aws: None) -> None:
 
 def _raw_post(url: str, service: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, str]:
     auth = (
-        f"AWS4-HMAC-SHA256 Credential=testing/20250101/{REGION}/{service}/aws4_request, "
-        "SignedHeaders=host, Signature=0"
+        f"AWS4-HMAC-SHA256 Credential=testing/20250101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0"
     )
-    request = urllib.request.Request(
-        url + "/", data=body, method="POST", headers={**headers, "Authorization": auth}
-    )
+    request = urllib.request.Request(url + "/", data=body, method="POST", headers={**headers, "Authorization": auth})
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
             return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
@@ -474,9 +454,7 @@ def test_fake_aws_server_over_http(aws_env: None, monkeypatch: pytest.MonkeyPatc
         arn = _schedule(sm, "mq-http-hourly", "mq-http", Tags=[{"Key": "team", "Value": "t"}])
         set_endpoint_status(MANAGEMENT, REGION, "http-ep", "Creating")  # same process, same backends
         assert sm.describe_endpoint(EndpointName="http-ep")["EndpointStatus"] == "Creating"
-        assert [
-            s["MonitoringScheduleArn"] for s in _all_schedules(sm, MonitoringTypeEquals="ModelQuality")
-        ] == [arn]
+        assert [s["MonitoringScheduleArn"] for s in _all_schedules(sm, MonitoringTypeEquals="ModelQuality")] == [arn]
         assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "t"}]
 
         # Wire formats: SageMaker JSON-protocol error, HTTP 400 ...
@@ -544,9 +522,7 @@ def _check_org_against_apis(org: DemoOrg) -> None:
             truth = org.region(account_id, region)
             sm = _sm(creds, region)
             definitions = _pages(sm, "list_model_quality_job_definitions", "JobDefinitionSummaries")
-            assert {d["MonitoringJobDefinitionArn"] for d in definitions} == {
-                d.arn for d in truth.job_definitions
-            }
+            assert {d["MonitoringJobDefinitionArn"] for d in definitions} == {d.arn for d in truth.job_definitions}
             for definition in truth.job_definitions:
                 described = sm.describe_model_quality_job_definition(JobDefinitionName=definition.name)
                 for key, value in definition.request.items():
@@ -578,9 +554,7 @@ def _check_org_against_apis(org: DemoOrg) -> None:
                 assert described.get("EndpointName") == schedule.endpoint_name
                 last = described.get("LastMonitoringExecutionSummary", {}).get("MonitoringExecutionStatus")
                 assert last == schedule.last_execution_status
-                assert {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=schedule.arn)["Tags"]} == (
-                    schedule.tags
-                )
+                assert {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=schedule.arn)["Tags"]} == (schedule.tags)
 
 
 def test_seed_demo_org_matches_truth(aws: None) -> None:

@@ -55,9 +55,7 @@ def describe(name: str, **blocks: object) -> dict[str, object]:
         "ModelQualityJobOutputConfig": {
             "MonitoringOutputs": [{"S3Output": {"S3Uri": "s3://b/o", "LocalPath": "/opt/ml/o"}}]
         },
-        "JobResources": {
-            "ClusterConfig": {"InstanceCount": 2, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}
-        },
+        "JobResources": {"ClusterConfig": {"InstanceCount": 2, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}},
         "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/monitor",
     }
     body.update(blocks)
@@ -95,11 +93,7 @@ def test_every_optional_block_combination(tmp_path: Path) -> None:
     items = []
     expected: dict[str, dict[str, object]] = {}
     for n, present in enumerate(itertools.product([False, True], repeat=len(OPTIONAL_BLOCKS))):
-        blocks = {
-            field: value
-            for (field, (_, value)), on in zip(OPTIONAL_BLOCKS.items(), present, strict=True)
-            if on
-        }
+        blocks = {field: value for (field, (_, value)), on in zip(OPTIONAL_BLOCKS.items(), present, strict=True) if on}
         body = describe(f"def-{n}", **blocks)
         items.append(item(body, [{"Key": "n", "Value": str(n)}]))
         expected[f"def-{n}"] = {
@@ -117,9 +111,7 @@ def test_every_optional_block_combination(tmp_path: Path) -> None:
 
 
 def test_columns_types_and_values(tmp_path: Path) -> None:
-    conn = store_and_connect(
-        tmp_path, [item(describe("one", NetworkConfig=NETWORK), [{"Key": "team", "Value": "x"}])]
-    )
+    conn = store_and_connect(tmp_path, [item(describe("one", NetworkConfig=NETWORK), [{"Key": "team", "Value": "x"}])])
     described = conn.execute("DESCRIBE aws.sagemaker_model_quality_job_definition").fetchall()
     assert [(r[0], r[1]) for r in described] == [(c.name, c.duckdb_type) for c in MQ.columns]
     row = conn.execute(
@@ -146,9 +138,7 @@ def test_unknown_fields_kept_verbatim(tmp_path: Path) -> None:
     }
     body["BrandNewTopLevelField"] = {"Nested": [1, 2, {"k": "v"}]}
     conn = store_and_connect(tmp_path, [item(body, [])])
-    (resources,) = conn.execute(
-        "SELECT job_resources FROM aws.sagemaker_model_quality_job_definition"
-    ).fetchone()
+    (resources,) = conn.execute("SELECT job_resources FROM aws.sagemaker_model_quality_job_definition").fetchone()
     assert json.loads(resources)["ClusterConfig"]["FutureAccelerator"] == {"Kind": "x", "N": 2}
     raw = raw_table(
         AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(body, [])]), "model_quality_job_definition"
@@ -196,9 +186,7 @@ def test_raw_round_trip_and_unknown_field_merge() -> None:
         "List": [{"x": 1, "y": 2}],
         "New": "n",
     }
-    snap = AccountSnapshot(
-        ACCOUNT, COLLECTED, (REGION,), items=[item(describe("rt"), [{"Key": "a", "Value": "b"}])]
-    )
+    snap = AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(describe("rt"), [{"Key": "a", "Value": "b"}])])
     table = raw_table(snap, "model_quality_job_definition")
     assert table.schema.equals(RAW_SCHEMA)
     rebuilt = snapshot_from_raw(table, ACCOUNT, COLLECTED)
@@ -210,8 +198,6 @@ def test_raw_round_trip_and_unknown_field_merge() -> None:
 def test_bad_timestamp_names_the_resource(bad_time: str) -> None:
     from sm_assets.core.normalize import NormalizeError
 
-    snap = AccountSnapshot(
-        ACCOUNT, COLLECTED, (REGION,), items=[item(describe("badtime", CreationTime=bad_time), [])]
-    )
+    snap = AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(describe("badtime", CreationTime=bad_time), [])])
     with pytest.raises(NormalizeError, match="badtime: CreationTime"):
         normalized_table(snap, MQ, "model_quality_job_definition")

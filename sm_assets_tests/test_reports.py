@@ -268,9 +268,7 @@ def _load_history(conn: duckdb.DuckDBPyConnection) -> None:
             kms_volume=True,
         ),
         # absent NetworkConfig: neither isolated nor encrypted; 2 instances -> intercontainer finding
-        _definition(
-            DAY3, A, US, "def-stopped", endpoint="ep-stopped", baseline=False, network=None, instances=2
-        ),
+        _definition(DAY3, A, US, "def-stopped", endpoint="ep-stopped", baseline=False, network=None, instances=2),
         _definition(
             DAY3,
             A,
@@ -328,9 +326,7 @@ def _load_history(conn: duckdb.DuckDBPyConnection) -> None:
         ),
     ]
     schedules += [
-        _schedule(
-            DAY3, A, US, "sch-mon", endpoint="ep-mon", definition="def-mon", last="CompletedWithViolations"
-        ),
+        _schedule(DAY3, A, US, "sch-mon", endpoint="ep-mon", definition="def-mon", last="CompletedWithViolations"),
         _schedule(
             DAY3,
             A,
@@ -435,9 +431,7 @@ def _row(df: pd.DataFrame, account: str, region: str) -> dict[str, Any]:
 
 def _finding_arns(findings: pd.DataFrame, account: str, region: str, finding: str) -> list[str | None]:
     rows = findings[
-        (findings["account_id"] == account)
-        & (findings["region"] == region)
-        & (findings["finding"] == finding)
+        (findings["account_id"] == account) & (findings["region"] == region) & (findings["finding"] == finding)
     ]
     return sorted(rows["resource_arn"].tolist(), key=str)
 
@@ -499,9 +493,7 @@ def test_coverage_zero_in_service_is_null_coverage_with_zero_counts(day2: report
     ("account", "region", "status"),
     [(A, EU, "error"), (B, EU, "error"), (C, US, "access_denied"), (C, EU, "access_denied")],
 )
-def test_coverage_not_ok_is_all_null(
-    day3: reports.ReportResult, account: str, region: str, status: str
-) -> None:
+def test_coverage_not_ok_is_all_null(day3: reports.ReportResult, account: str, region: str, status: str) -> None:
     row = _row(day3.coverage, account, region)
     assert row["collection_status"] == status
     # unknown, never 0 or 100
@@ -539,9 +531,7 @@ def test_findings_rich_account_region(day3: reports.ReportResult) -> None:
         _us("endpoint", "ep-dq"),
         _us("endpoint", "ep-stopped"),
     ]
-    assert _finding_arns(f, A, US, "definition_endpoint_missing") == [
-        _us("model-quality-job-definition", "def-ghost")
-    ]
+    assert _finding_arns(f, A, US, "definition_endpoint_missing") == [_us("model-quality-job-definition", "def-ghost")]
     assert _finding_arns(f, A, US, "definition_unscheduled") == [
         _us("model-quality-job-definition", "def-batch"),
         _us("model-quality-job-definition", "def-orphan"),
@@ -664,8 +654,7 @@ def test_agreement_detects_planted_coverage_and_stray_findings(day3: reports.Rep
     stray = day3.findings.iloc[[0]].assign(account_id=C, region=US, finding="no_baseline", severity="medium")
     problems = reports.check_findings_agreement(cov, pd.concat([day3.findings, stray], ignore_index=True))
     assert problems == [
-        "2024-05-03 111111111111 us-east-1: no_baseline findings=2 but coverage implies 1 "
-        "(collection_status=ok)",
+        "2024-05-03 111111111111 us-east-1: no_baseline findings=2 but coverage implies 1 (collection_status=ok)",
         "2024-05-03 333333333333 us-east-1: no_baseline findings=1 but coverage implies 0 "
         "(collection_status=access_denied)",
     ]
@@ -709,9 +698,7 @@ def test_as_of_day3_uses_a_at_day3_b_at_day2(day3: reports.ReportResult) -> None
 
 def test_as_of_before_any_snapshot_is_empty_with_reason(conn: duckdb.DuckDBPyConnection) -> None:
     result = reports.compute_reports(conn, DAY0, REGIONS)
-    assert result.reason == (
-        "no collection snapshots on or before 2024-04-30 (earliest snapshot is 2024-05-01)"
-    )
+    assert result.reason == ("no collection snapshots on or before 2024-04-30 (earliest snapshot is 2024-05-01)")
     assert result.coverage.empty and result.findings.empty and result.summary.empty
     assert list(result.coverage.columns) == list(reports.COVERAGE_COLUMNS)
     assert list(result.summary.columns) == list(reports.SUMMARY_COLUMNS)

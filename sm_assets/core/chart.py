@@ -20,9 +20,7 @@ def _bars_svg(accounts: pd.DataFrame) -> str:
         pct = _num(r.coverage_pct)
         label = html.escape(f"{r.account_id}")
         if pct is None:
-            note = html.escape(
-                str(r.collection_status if r.collection_status != "ok" else "no in-service endpoints")
-            )
+            note = html.escape(str(r.collection_status if r.collection_status != "ok" else "no in-service endpoints"))
             rows.append(f'<text x="{label_w + 4}" y="{y + 14}" fill="#888">unknown ({note})</text>')
         else:
             color = "#c0392b" if pct < 50 else "#e67e22" if pct < 80 else "#27ae60"

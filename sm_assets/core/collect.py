@@ -308,16 +308,12 @@ def assume_role_session(
     )
 
 
-def sagemaker_client(
-    session: boto3.Session, region: str, specs: Sequence[ResourceSpec] = RESOURCE_SPECS
-) -> Any:
+def sagemaker_client(session: boto3.Session, region: str, specs: Sequence[ResourceSpec] = RESOURCE_SPECS) -> Any:
     client = session.client("sagemaker", region_name=region, config=client_config())
     # botocore's event names match whole dotted parts only, so register each describe operation by name.
     for spec in specs:
         if spec.describe_operation:
-            client.meta.events.register(
-                f"after-call.sagemaker.{spec.api_operations[1]}", _keep_unknown_fields
-            )
+            client.meta.events.register(f"after-call.sagemaker.{spec.api_operations[1]}", _keep_unknown_fields)
     return client
 
 

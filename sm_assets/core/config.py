@@ -85,9 +85,7 @@ def ensure_writable_dir(path: Path) -> Path:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise ConfigError(
-            f"SM_ASSETS_DATA_DIR {str(path)!r} is not writable: {exc.strerror or exc}"
-        ) from None
+        raise ConfigError(f"SM_ASSETS_DATA_DIR {str(path)!r} is not writable: {exc.strerror or exc}") from None
     return path
 
 

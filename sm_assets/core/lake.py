@@ -37,9 +37,7 @@ class LakeError(RuntimeError):
 
 
 def dataset_file(lake_dir: Path, dataset: str, snapshot_date: date, account_id: str) -> Path:
-    return (
-        lake_dir / dataset / f"snapshot_date={snapshot_date.isoformat()}" / f"account_id={account_id}.parquet"
-    )
+    return lake_dir / dataset / f"snapshot_date={snapshot_date.isoformat()}" / f"account_id={account_id}.parquet"
 
 
 def dataset_glob(lake_dir: Path, dataset: str) -> str:

@@ -198,9 +198,7 @@ TREND_SCHEMA: tuple[Column, ...] = (
     _rc("accounts_total", "BIGINT", "Accounts with a snapshot on or before report_date", required=True),
     _rc("accounts_ok", "BIGINT", "Accounts whose every region is ok", required=True),
     _rc("endpoints_in_service", "BIGINT", "In-service endpoints in ok regions", required=True),
-    _rc(
-        "endpoints_with_active_schedule", "BIGINT", "Covered in-service endpoints, ok regions", required=True
-    ),
+    _rc("endpoints_with_active_schedule", "BIGINT", "Covered in-service endpoints, ok regions", required=True),
     _rc("fleet_coverage_pct", "DOUBLE", "Fleet coverage as of report_date"),
 )
 
@@ -565,9 +563,7 @@ class ReportResult:
         return summary_markdown(self.summary.iloc[0], worst_accounts(self.coverage, n), previous)
 
 
-def compute_reports(
-    conn: duckdb.DuckDBPyConnection, report_date: date, regions: Sequence[str]
-) -> ReportResult:
+def compute_reports(conn: duckdb.DuckDBPyConnection, report_date: date, regions: Sequence[str]) -> ReportResult:
     """Compute coverage, findings and fleet summary as of ``report_date`` from stored history.
 
     The previous report (latest earlier date with any snapshot) is recomputed from history too.
@@ -576,8 +572,7 @@ def compute_reports(
     regions = _check_regions(regions)
     ((earliest, has_any),) = _rows(
         conn,
-        "SELECT min(snapshot_date), count(*) FILTER (WHERE snapshot_date <= $d) > 0 "
-        "FROM aws.collection_status_history",
+        "SELECT min(snapshot_date), count(*) FILTER (WHERE snapshot_date <= $d) > 0 FROM aws.collection_status_history",
         {"d": report_date},
     )
     if not has_any:
@@ -868,9 +863,7 @@ def format_terminal_table(df: pd.DataFrame) -> str:
     headers = [str(c) for c in df.columns]
     cells = [[_cell(v) for v in row] for row in df.itertuples(index=False, name=None)]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    right = [
-        pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns
-    ]
+    right = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
 
     def line(values: list[str]) -> str:
         parts = [v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)]

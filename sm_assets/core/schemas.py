@@ -80,9 +80,7 @@ MODEL_QUALITY_JOB_DEFINITION = TableSpec(
             "JobDefinitionArn",
             required=True,
         ),
-        _c(
-            "account_id", "VARCHAR", "AWS account that owns the definition", "JobDefinitionArn", required=True
-        ),
+        _c("account_id", "VARCHAR", "AWS account that owns the definition", "JobDefinitionArn", required=True),
         _c(
             "creation_time",
             "TIMESTAMP WITH TIME ZONE",
@@ -91,9 +89,7 @@ MODEL_QUALITY_JOB_DEFINITION = TableSpec(
             required=True,
         ),
         _c("job_definition_arn", "VARCHAR", "ARN of the job definition", "JobDefinitionArn", required=True),
-        _c(
-            "job_definition_name", "VARCHAR", "Name of the job definition", "JobDefinitionName", required=True
-        ),
+        _c("job_definition_name", "VARCHAR", "Name of the job definition", "JobDefinitionName", required=True),
         _c("job_resources", "JSON", "JobResources block", "JobResources"),
         _c(
             "model_quality_app_specification",

@@ -13,9 +13,7 @@ class SmAssetsConfig(dg.ConfigurableResource):
     data_dir: str = Field(description="Directory holding the Parquet lake and sm_assets.duckdb")
     regions: list[str] = Field(description="Regions to collect in every account")
     role_name: str = Field(description="Read-only role assumed in each member account")
-    external_id: str | None = Field(
-        default=None, description="ExternalId for AssumeRole, if the role needs one"
-    )
+    external_id: str | None = Field(default=None, description="ExternalId for AssumeRole, if the role needs one")
     accounts: list[str] | None = Field(
         default=None, description="Explicit account ids; when unset, ACTIVE accounts from AWS Organizations"
     )

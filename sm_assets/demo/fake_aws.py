@@ -13,6 +13,7 @@ import contextlib
 import copy
 import hashlib
 import itertools
+import logging
 import re
 import threading
 import uuid
@@ -412,9 +413,7 @@ def _mq_summary(self: ModelQualityJobDefinition) -> dict[str, Any]:
 # STS AssumeRole
 # --------------------------------------------------------------------------------------------------
 
-_ROLE_ARN = re.compile(
-    r"^arn:(?P<partition>aws[\w-]*):iam::(?P<account>\d{12}):role/(?:[^/]+/)*(?P<name>[^/]+)$"
-)
+_ROLE_ARN = re.compile(r"^arn:(?P<partition>aws[\w-]*):iam::(?P<account>\d{12}):role/(?:[^/]+/)*(?P<name>[^/]+)$")
 
 
 class StsAccessDenied(HTTPException):
@@ -462,8 +461,7 @@ def _wrap_assume_role(original: Callable[[TokenResponse], ActionResult]) -> Call
         role_arn = self._get_param("RoleArn") or ""
         if not _role_exists(role_arn):
             raise StsAccessDenied(
-                f"User: {_caller_arn(self)} is not authorized to perform: sts:AssumeRole "
-                f"on resource: {role_arn}"
+                f"User: {_caller_arn(self)} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
             )
         return original(self)
 
@@ -557,9 +555,7 @@ def set_monitoring_schedule_state(
             raise ValueError(f"unknown schedule status {status!r}; expected one of {SCHEDULE_STATUSES}")
         schedule.status = status
         schedule.failure_reason = (
-            (failure_reason or "Job definition or endpoint configuration is invalid.")
-            if status == "Failed"
-            else None
+            (failure_reason or "Job definition or endpoint configuration is invalid.") if status == "Failed" else None
         )
     if last_execution_status is not None:
         if last_execution_status not in EXECUTION_STATUSES:
@@ -604,6 +600,8 @@ def fake_aws_server(*, reset: bool = True) -> Iterator[str]:
     from moto.server import ThreadedMotoServer  # flask/werkzeug import is slow; only pay for it here
 
     install_moto_extensions()
+    # werkzeug logs every request at INFO to stderr; the demo's output should be the tool's, not the fake's.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     if reset:
         BackendDict.reset()
     # Port 0: the OS picks a free port at bind time, so there is no probe-then-bind race.

@@ -183,8 +183,7 @@ class DemoOrg:
 
     def expected_endpoint_arns(self, *, include_denied: bool = False) -> dict[str, set[str]]:
         return {
-            a: {e.arn for t in truths for e in t.endpoints}
-            for a, truths in self._per_account(include_denied).items()
+            a: {e.arn for t in truths for e in t.endpoints} for a, truths in self._per_account(include_denied).items()
         }
 
     def expected_schedule_arns(
@@ -282,9 +281,7 @@ def _create_inventory_role(iam: Any, role_name: str, management_account_id: str)
         AssumeRolePolicyDocument=_trust_policy(management_account_id),
         Description="Read-only SageMaker inventory for sm-assets",
     )
-    iam.put_role_policy(
-        RoleName=role_name, PolicyName="sagemaker-inventory-read", PolicyDocument=_READ_ONLY_POLICY
-    )
+    iam.put_role_policy(RoleName=role_name, PolicyName="sagemaker-inventory-read", PolicyDocument=_READ_ONLY_POLICY)
 
 
 class _RegionSeeder:
@@ -331,9 +328,7 @@ class _RegionSeeder:
             truth.schedules.append(dq)
         return truth
 
-    def _endpoint(
-        self, sm: Any, account_id: str, region: str, name: str, role_arn: str, bucket: str
-    ) -> EndpointTruth:
+    def _endpoint(self, sm: Any, account_id: str, region: str, name: str, role_arn: str, bucket: str) -> EndpointTruth:
         model = f"{name}-model"
         sm.create_model(
             ModelName=model,
@@ -362,9 +357,7 @@ class _RegionSeeder:
             },
         )
         tags = [{"Key": "team", "Value": self.rng.choice(_TEAMS)}] if self.e % 3 != 2 else []
-        arn = sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config", Tags=tags)[
-            "EndpointArn"
-        ]
+        arn = sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config", Tags=tags)["EndpointArn"]
         status = _ENDPOINT_STATUS_CYCLE[self.e % len(_ENDPOINT_STATUS_CYCLE)]
         self.e += 1
         set_endpoint_status(account_id, region, name, status)
@@ -485,9 +478,7 @@ class _RegionSeeder:
             endpoint_exists=endpoint_name in live if endpoint_name else False,
         )
 
-    def _schedule(
-        self, sm: Any, account_id: str, region: str, definition: JobDefinitionTruth
-    ) -> ScheduleTruth:
+    def _schedule(self, sm: Any, account_id: str, region: str, definition: JobDefinitionTruth) -> ScheduleTruth:
         s = self.s
         self.s += 1
         name = f"{definition.name}-{'hourly' if s % 3 else 'daily'}"

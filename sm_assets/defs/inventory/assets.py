@@ -29,9 +29,7 @@ STATUS_KEY = dg.AssetKey(["raw", "collection_status"])
 RAW_KEYS: dict[str, dg.AssetKey] = {
     s.resource_type: dg.AssetKey(["raw", f"sagemaker_{s.resource_type}"]) for s in RESOURCE_SPECS
 }
-NORMALIZED_KEYS: dict[str, dg.AssetKey] = {
-    s.resource_type: dg.AssetKey(["aws", s.table.name]) for s in RESOURCE_SPECS
-}
+NORMALIZED_KEYS: dict[str, dg.AssetKey] = {s.resource_type: dg.AssetKey(["aws", s.table.name]) for s in RESOURCE_SPECS}
 
 # Checks on the collection: the region-completeness one guards data, the access one is a warning.
 CHECK_EVERY_REGION = "every_region_has_status"
@@ -40,9 +38,7 @@ CHECK_NO_ERRORS = "no_collection_errors"
 
 
 def _schema_metadata(columns: list[tuple[str, str, str]]) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name, type_, description=desc) for name, type_, desc in columns]
-    )
+    return dg.TableSchema(columns=[dg.TableColumn(name, type_, description=desc) for name, type_, desc in columns])
 
 
 RAW_TABLE_SCHEMA = _schema_metadata(
@@ -68,10 +64,7 @@ def table_schema(table: TableSpec) -> dg.TableSchema:
 def column_lineage(spec: ResourceSpec) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(
         deps_by_column={
-            c.name: [
-                dg.TableColumnDep(asset_key=RAW_KEYS[spec.resource_type], column_name=f)
-                for f in c.source_fields
-            ]
+            c.name: [dg.TableColumnDep(asset_key=RAW_KEYS[spec.resource_type], column_name=f) for f in c.source_fields]
             for c in spec.table.columns
             if c.source_fields
         }
@@ -105,9 +98,7 @@ def _status_checks(snapshot: AccountSnapshot, stored_status_path: Path) -> list[
     present = {(row["region"], row["resource_type"]) for row in stored}
     missing = sorted(expected - present)
     denied = [
-        f"{r['region']}/{r['resource_type']}: {r['error_code']}"
-        for r in stored
-        if r["status"] == "access_denied"
+        f"{r['region']}/{r['resource_type']}: {r['error_code']}" for r in stored if r["status"] == "access_denied"
     ]
     errors = [
         f"{r['region']}/{r['resource_type']}: {r['error_code']}: {r['message']}"
@@ -165,12 +156,8 @@ def _status_checks(snapshot: AccountSnapshot, stored_status_path: Path) -> list[
         ],
     ],
     check_specs=[
-        dg.AssetCheckSpec(
-            CHECK_EVERY_REGION, asset=STATUS_KEY, description="Every configured region has a status"
-        ),
-        dg.AssetCheckSpec(
-            CHECK_NOT_DENIED, asset=STATUS_KEY, description="No region was access_denied (WARN)"
-        ),
+        dg.AssetCheckSpec(CHECK_EVERY_REGION, asset=STATUS_KEY, description="Every configured region has a status"),
+        dg.AssetCheckSpec(CHECK_NOT_DENIED, asset=STATUS_KEY, description="No region was access_denied (WARN)"),
         dg.AssetCheckSpec(CHECK_NO_ERRORS, asset=STATUS_KEY, description="No region failed with an error"),
     ],
     partitions_def=aws_account_partitions,
@@ -306,9 +293,7 @@ def build_normalized_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         account_id = context.partition_key
         snapshot_date = latest_snapshot_date(settings.lake_dir, COLLECTION_STATUS_DATASET, account_id)
         if snapshot_date is None:
-            raise dg.Failure(
-                f"No collected snapshot for account {account_id}: materialize the raw assets first"
-            )
+            raise dg.Failure(f"No collected snapshot for account {account_id}: materialize the raw assets first")
         status = read_file(
             _lake_path(settings, COLLECTION_STATUS_DATASET, snapshot_date, account_id),
             COLLECTION_STATUS_SCHEMA,

@@ -23,12 +23,8 @@ def partition_changes(existing: Iterable[str], current: Iterable[str]) -> tuple[
     return sorted(current_set - existing_set), sorted(existing_set - current_set)
 
 
-def sync_account_partitions(
-    instance: dg.DagsterInstance, account_ids: Sequence[str]
-) -> tuple[list[str], list[str]]:
-    added, removed = partition_changes(
-        instance.get_dynamic_partitions(aws_account_partitions.name), account_ids
-    )
+def sync_account_partitions(instance: dg.DagsterInstance, account_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    added, removed = partition_changes(instance.get_dynamic_partitions(aws_account_partitions.name), account_ids)
     if added:
         instance.add_dynamic_partitions(aws_account_partitions.name, added)
     for account_id in removed:

@@ -18,9 +18,7 @@ from sm_assets.defs.resources import SmAssetsConfig
 GROUP = "model_quality_reports"
 REPORT_START_DATE = "2026-01-01"
 # end_offset=1: today's report can be built as soon as today's snapshots exist.
-report_day_partitions = dg.DailyPartitionsDefinition(
-    start_date=REPORT_START_DATE, end_offset=1, timezone="UTC"
-)
+report_day_partitions = dg.DailyPartitionsDefinition(start_date=REPORT_START_DATE, end_offset=1, timezone="UTC")
 
 COVERAGE_KEY = dg.AssetKey(["reports", reports.COVERAGE_TABLE])
 FINDINGS_KEY = dg.AssetKey(["reports", reports.FINDINGS_TABLE])
@@ -29,8 +27,7 @@ TREND_TABLE = "model_quality_coverage_trend_30d"
 TREND_KEY = dg.AssetKey(["analytics", TREND_TABLE])
 # Every report reads the history of all accounts: depend on all account partitions.
 INVENTORY_DEPS = [
-    dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping())
-    for key in (STATUS_KEY, *NORMALIZED_KEYS.values())
+    dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping()) for key in (STATUS_KEY, *NORMALIZED_KEYS.values())
 ]
 
 
@@ -42,9 +39,7 @@ REPORT_VIEWS = {table: view_columns(cols) for table, cols in reports.REPORT_TABL
 
 
 def table_schema(columns: Sequence[Column]) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(c.name, c.duckdb_type, description=c.description) for c in columns]
-    )
+    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.duckdb_type, description=c.description) for c in columns])
 
 
 def chart_path(lake_dir: Path, report_date: date) -> Path:
@@ -139,9 +134,7 @@ def _report_checks(
             asset=COVERAGE_KEY,
             description="Exactly one row per collected account x configured region",
         ),
-        dg.AssetCheckSpec(
-            "percentages_in_range", asset=COVERAGE_KEY, description="Every percentage in [0, 100]"
-        ),
+        dg.AssetCheckSpec("percentages_in_range", asset=COVERAGE_KEY, description="Every percentage in [0, 100]"),
         dg.AssetCheckSpec(
             "findings_agree_with_coverage",
             asset=FINDINGS_KEY,
@@ -286,9 +279,7 @@ def model_quality_coverage_trend_30d(
         path = write_atomic(
             trend.cast(reports.arrow_schema(TREND_SCHEMA)), report_file(settings.lake_dir, TREND_TABLE, day)
         )
-        create_report_views(
-            conn, settings.lake_dir, {**REPORT_VIEWS, TREND_TABLE: view_columns(TREND_SCHEMA)}
-        )
+        create_report_views(conn, settings.lake_dir, {**REPORT_VIEWS, TREND_TABLE: view_columns(TREND_SCHEMA)})
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": trend.num_rows,

@@ -1,0 +1,142 @@
+"""End to end through the `sm-assets` console script, in subprocesses, against a fake AWS on 127.0.0.1."""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION
+
+CLI = [sys.executable, "-m", "sm_assets.cli"]
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_ASSETS_", "DAGSTER_"))}
+    full_env.update(env)
+    return subprocess.run([*CLI, *args], env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"SM_ASSETS_DATA_DIR": str(data)}
+    first = run_cli(["demo"], env)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    out = first.stdout
+    assert "access denied (AccessDenied): reported, not collected" in out
+    assert "0 failed" in out and "reports for" in out and "materialized" in out
+    assert "Worst accounts by coverage:" in out and "fleet_coverage_pct" in out
+    db = data / "sm_assets.duckdb"
+    described = rows(db, "DESCRIBE aws.sagemaker_model_quality_job_definition")
+    assert [(r[0], r[1]) for r in described] == [(c.name, c.duckdb_type) for c in MODEL_QUALITY_JOB_DEFINITION.columns]
+    accounts_with_rows = rows(db, "SELECT count(DISTINCT account_id) FROM aws.sagemaker_model_quality_job_definition")
+    assert accounts_with_rows[0][0] >= 8
+    assert (
+        rows(db, "SELECT count(*) FROM aws.sagemaker_model_quality_job_definition WHERE tags['team'] IS NOT NULL")[0][0]
+        > 0
+    )
+    denied = rows(db, "SELECT DISTINCT account_id FROM aws.collection_status WHERE status = 'access_denied'")
+    assert len(denied) == 1
+    assert rows(db, "SELECT count(*) FROM reports.model_quality_fleet_summary")[0][0] == 1
+    # The demo owns its directory: running it again resets it instead of piling up accounts.
+    second = run_cli(["demo"], env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert rows(db, "SELECT count(DISTINCT account_id) FROM aws.collection_status")[0][0] == 10
+
+
+@pytest.fixture
+def fake_org() -> Iterator[tuple[str, object]]:
+    from sm_assets.demo.fake_aws import fake_aws_server
+    from sm_assets.demo.seed import seed_demo_org
+
+    with fake_aws_server() as endpoint:
+        saved = os.environ.get("AWS_ENDPOINT_URL")
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        try:
+            org = seed_demo_org(endpoint, accounts=4, seed=11)
+        finally:
+            if saved is None:
+                os.environ.pop("AWS_ENDPOINT_URL", None)
+            else:
+                os.environ["AWS_ENDPOINT_URL"] = saved
+        yield endpoint, org
+
+
+def test_refresh_stores_exactly_what_exists(fake_org: tuple[str, object], tmp_path: Path) -> None:
+    endpoint, org = fake_org
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,  # the only setting needed to point every client at the fake
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SM_ASSETS_DATA_DIR": str(tmp_path / "data"),
+    }
+    result = run_cli(["refresh"], env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    (denied,) = org.denied_account_ids  # type: ignore[attr-defined]
+    assert f"{denied}: access denied (AccessDenied)" in result.stdout
+    db = tmp_path / "data" / "sm_assets.duckdb"
+
+    stored = rows(
+        db,
+        "SELECT account_id, _key, tags, model_quality_job_input, job_resources, network_config "
+        "FROM aws.sagemaker_model_quality_job_definition",
+    )
+    truth = {
+        d.arn: d
+        for t in org.resources.values()
+        for d in t.job_definitions  # type: ignore[attr-defined]
+        if t.account_id != denied
+    }
+    assert {r[1] for r in stored} == set(truth)
+    for account_id, key, tags, job_input, resources, network in stored:
+        d = truth[key]
+        assert key.split(":")[4] == account_id
+        assert tags == d.tags
+        assert json.loads(job_input) == d.request["ModelQualityJobInput"]
+        assert json.loads(resources) == d.request["JobResources"]
+        assert (None if network is None else json.loads(network)) == d.request.get("NetworkConfig")
+    assert rows(db, f"SELECT DISTINCT status FROM aws.collection_status WHERE account_id = '{denied}'") == [
+        ("access_denied",)
+    ]
+
+    again = run_cli(["refresh"], env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    total, distinct = rows(
+        db, "SELECT count(*), count(DISTINCT _key) FROM aws.sagemaker_model_quality_job_definition_history"
+    )[0]
+    assert total == distinct == len(truth)
+
+    report = run_cli(["report"], env)
+    assert report.returncode == 0, report.stderr
+    assert "accounts_denied" in report.stdout and "Worst accounts by coverage:" in report.stdout
+    query = run_cli(["query", "SELECT count(*) AS n FROM aws.sagemaker_model_quality_job_definition"], env)
+    assert query.returncode == 0 and f"\n{len(truth)}" in query.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"SM_ASSETS_ACCOUNTS": "1234,111111111111"}, "malformed account id(s): '1234'"),
+        ({"SM_ASSETS_REGIONS": "us-east-1,narnia-1"}, "unknown region name(s): narnia-1"),
+    ],
+)
+def test_bad_configuration_fails_fast_with_one_line(tmp_path: Path, env: dict[str, str], needle: str) -> None:
+    result = run_cli(["refresh"], {"SM_ASSETS_DATA_DIR": str(tmp_path), **env}, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and needle in result.stderr
+    assert not (tmp_path / "lake").exists()
+
+
+def test_query_before_any_refresh_is_one_line(tmp_path: Path) -> None:
+    result = run_cli(["query", "SELECT 1"], {"SM_ASSETS_DATA_DIR": str(tmp_path)}, timeout=60)
+    assert result.returncode == 2 and "run `sm-assets refresh`" in result.stderr
