@@ -170,3 +170,45 @@ def test_rematerializing_same_day_never_duplicates(
     )[0]
     assert total == distinct == len(org.expected_definition_arns()[account])
     assert view(settings, "SELECT count(*) FROM aws.collection_status_history") == [(9,)]
+
+
+def test_region_error_stores_the_rest_and_turns_the_run_red(
+    org: DemoOrg, settings: Settings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typing import Any
+
+    from sm_assets.core import collect
+
+    real_client = collect.sagemaker_client
+
+    def broken_in_eu(session: Any, region: str, specs: Any) -> Any:
+        client = real_client(session, region, specs)
+        if region == "eu-west-1":
+
+            def boom(**_: Any) -> None:
+                raise RuntimeError("simulated outage")
+
+            client.meta.events.register("before-call.sagemaker.ListModelQualityJobDefinitions", boom)
+        return client
+
+    monkeypatch.setattr(collect, "sagemaker_client", broken_in_eu)
+    account = busiest_account(org)
+    result = dg.materialize(
+        INVENTORY_ASSETS,
+        partition_key=account,
+        instance=instance,
+        resources=build_resources(settings),
+        raise_on_error=False,
+    )
+    assert not result.success  # red: data is missing for a reason other than denied access
+    failed_steps = {e.step_key for e in result.all_events if e.is_step_failure}
+    assert failed_steps == {"aws__sagemaker_model_quality_job_definition"}
+    stored = {
+        r[0] for r in view(settings, "SELECT split_part(_key, ':', 4) FROM aws.sagemaker_model_quality_job_definition")
+    }
+    expected_regions = {r for r in REGIONS if r != "eu-west-1" and org.region(account, r).job_definitions}
+    assert stored == expected_regions  # every reachable region is still stored
+    errors = view(settings, "SELECT region, status, message FROM aws.collection_status WHERE status <> 'ok'")
+    assert errors == [("eu-west-1", "error", "simulated outage")]
+    evaluations = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert evaluations["no_collection_errors"] is False

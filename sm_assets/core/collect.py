@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sm_assets.core.config import Settings
+from sm_assets.core.redact import redact_secrets
 from sm_assets.core.specs import RESOURCE_SPECS, ResourceSpec
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,9 @@ class _CallCounter:
             self.count += 1
 
 
-def collect_resource(client: Any, spec: ResourceSpec, region: str) -> tuple[list[RawItem], StatusRecord]:
+def collect_resource(
+    client: Any, spec: ResourceSpec, region: str, redact: bool = True
+) -> tuple[list[RawItem], StatusRecord]:
     """List, describe and tag every resource of one type in one region."""
     counter = _CallCounter()
     client.meta.events.register("before-send.sagemaker.*", counter)
@@ -254,6 +257,8 @@ def collect_resource(client: Any, spec: ResourceSpec, region: str) -> tuple[list
                     body = payload(described)
                 else:
                     body = payload(summary)
+                if redact:
+                    body = redact_secrets(body)
                 tags: list[dict[str, str]] | None = None
                 arn = body.get(spec.arn_field) or summary[spec.list_arn_field]
                 if spec.with_tags and tags_denied is None:
@@ -343,7 +348,7 @@ def collect_account(
     clients = {region: sagemaker_client(session, region, specs) for region in settings.regions}
 
     def run_region(region: str) -> list[tuple[list[RawItem], StatusRecord]]:
-        return [collect_resource(clients[region], spec, region) for spec in specs]
+        return [collect_resource(clients[region], spec, region, settings.redact_secrets) for spec in specs]
 
     with ThreadPoolExecutor(max_workers=min(8, len(settings.regions))) as pool:
         for results in pool.map(run_region, settings.regions):

@@ -68,6 +68,17 @@ def validate_role_name(role_name: str) -> str:
     return role_name
 
 
+def parse_bool(name: str, value: bool | str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} {value!r} must be true or false")
+
+
 def validate_points(value: float | str) -> float:
     try:
         points = float(value)
@@ -97,6 +108,7 @@ class Settings:
     external_id: str | None
     accounts: tuple[str, ...] | None  # None: discover through AWS Organizations
     coverage_drop_warn_points: float = DEFAULT_COVERAGE_DROP_WARN_POINTS
+    redact_secrets: bool = True  # Environment values / secret-looking ContainerArguments never stored
 
     @property
     def duckdb_path(self) -> Path:
@@ -116,6 +128,7 @@ class Settings:
         external_id: str | None = None,
         accounts: list[str] | tuple[str, ...] | None = None,
         coverage_drop_warn_points: float | str = DEFAULT_COVERAGE_DROP_WARN_POINTS,
+        redact_secrets: bool | str = True,
         check_writable: bool = True,
     ) -> Settings:
         path = Path(data_dir).expanduser().resolve()
@@ -128,6 +141,7 @@ class Settings:
             external_id=external_id or None,
             accounts=validate_accounts(list(accounts)) if accounts else None,
             coverage_drop_warn_points=validate_points(coverage_drop_warn_points),
+            redact_secrets=parse_bool("SM_ASSETS_REDACT_SECRETS", redact_secrets),
         )
 
     @classmethod
@@ -141,5 +155,6 @@ class Settings:
             accounts=parse_list(env.get("SM_ASSETS_ACCOUNTS")) or None,
             coverage_drop_warn_points=env.get("SM_ASSETS_COVERAGE_DROP_WARN_POINTS")
             or DEFAULT_COVERAGE_DROP_WARN_POINTS,
+            redact_secrets=env.get("SM_ASSETS_REDACT_SECRETS") or True,
             check_writable=check_writable,
         )

@@ -20,6 +20,10 @@ class SmAssetsConfig(dg.ConfigurableResource):
     coverage_drop_warn_points: float = Field(
         default=5.0, description="WARN when fleet coverage drops by more than this many points day over day"
     )
+    redact_secrets: bool = Field(
+        default=True,
+        description="Replace Environment values and secret-looking ContainerArguments before storing anything",
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SmAssetsConfig":
@@ -30,6 +34,7 @@ class SmAssetsConfig(dg.ConfigurableResource):
             external_id=settings.external_id,
             accounts=list(settings.accounts) if settings.accounts else None,
             coverage_drop_warn_points=settings.coverage_drop_warn_points,
+            redact_secrets=settings.redact_secrets,
         )
 
     def settings(self) -> Settings:
@@ -41,6 +46,7 @@ class SmAssetsConfig(dg.ConfigurableResource):
             external_id=self.external_id,
             accounts=self.accounts,
             coverage_drop_warn_points=self.coverage_drop_warn_points,
+            redact_secrets=self.redact_secrets,
         )
 
 

@@ -329,6 +329,18 @@ def build_normalized_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
             }
         )
         yield from checks
+        # Everything reachable is stored above; still make the run red when data is missing for a
+        # reason other than denied access, so a scheduled run never looks green with holes in it.
+        failed = [
+            f"{row['region']}: {row['error_code']}: {row['message']}"
+            for row in status.to_pylist()
+            if row["resource_type"] == spec.resource_type and row["status"] == "error"
+        ]
+        if failed:
+            raise dg.Failure(
+                description=f"{account_id}: {spec.resource_type} collection failed in {len(failed)} region(s)",
+                metadata={"errors": dg.MetadataValue.json(failed)},
+            )
 
     return _normalized
 
