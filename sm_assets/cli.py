@@ -100,7 +100,7 @@ def run_refresh(
     """Sync the account partitions, then materialize each account through Dagster (in-process runs)."""
     from sm_assets.definitions import build_definitions
     from sm_assets.defs.inventory.assets import aws_account_partitions
-    from sm_assets.defs.inventory.automation import sync_account_partitions
+    from sm_assets.defs.inventory.automation import all_accounts_run_tags, sync_account_partitions
 
     instance = dagster_instance(settings)
     if account_ids:
@@ -120,19 +120,33 @@ def run_refresh(
         f"accounts: {len(ids)} (partitions added {len(added)}, removed {len(removed)}); "
         f"regions: {', '.join(settings.regions)}"
     )
-    job = build_definitions(settings).resolve_job_def("sagemaker_inventory_job")
-    outcomes = []
-    for n, account_id in enumerate(ids, 1):
-        result = job.execute_in_process(partition_key=account_id, instance=instance, raise_on_error=False)
-        outcome = AccountOutcome(account_id, result.success, read_statuses(settings, account_id))
-        outcomes.append(outcome)
-        echo(f"[{n}/{len(ids)}] {account_id}: {outcome.describe()}")
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("sagemaker_inventory_job")
+    # One run for all accounts: partitions are listed in the order they were added, so a run over a
+    # subset is a run per contiguous stretch of that order.
+    order = list(instance.get_dynamic_partitions(aws_account_partitions.name))
+    wanted = set(ids)
+    outcomes: list[AccountOutcome] = []
+    for stretch in contiguous_stretches(order, wanted):
+        result = job.execute_in_process(
+            instance=instance,
+            tags=all_accounts_run_tags(stretch),
+            run_config=QUIET_LOGS,
+            raise_on_error=False,
+        )
+        for account_id in stretch:
+            run_ok = result.success or not unexpected_failure(result)
+            outcome = AccountOutcome(account_id, run_ok, read_statuses(settings, account_id))
+            outcomes.append(outcome)
+            echo(f"[{len(outcomes)}/{len(ids)}] {account_id}: {outcome.describe()}")
     failed = [o.account_id for o in outcomes if o.failed]
     denied = [o.account_id for o in outcomes if o.denied]
     echo(f"done: {len(outcomes) - len(failed)} collected, {len(denied)} with denied access, {len(failed)} failed")
     day = datetime.now(UTC).date().isoformat()
-    report_job = build_definitions(settings).resolve_job_def("model_quality_report_job")
-    report = report_job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
+    report_job = defs.resolve_job_def("model_quality_report_job")
+    report = report_job.execute_in_process(
+        partition_key=day, instance=instance, run_config=QUIET_LOGS, raise_on_error=False
+    )
     echo(f"reports for {day}: {'materialized' if report.success else 'FAILED (see the run in the Dagster UI)'}")
     if not report.success:
         outcomes.append(AccountOutcome("reports", False))
@@ -190,6 +204,36 @@ def render_report(settings: Settings, day: date | None = None) -> str:
             reports.format_terminal_table(reports.worst_accounts(result.coverage, 10)),
         ]
     )
+
+
+# INFO keeps the per-account progress lines and warnings on stderr, without DEBUG step chatter.
+COLLECTION_FAILED = "collection failed in"  # the normalized assets' Failure description
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def contiguous_stretches(order: Sequence[str], wanted: set[str]) -> list[list[str]]:
+    stretches: list[list[str]] = []
+    current: list[str] = []
+    for key in order:
+        if key in wanted:
+            current.append(key)
+        elif current:
+            stretches.append(current)
+            current = []
+    if current:
+        stretches.append(current)
+    return stretches
+
+
+def unexpected_failure(result) -> bool:  # result: dg.ExecuteInProcessResult
+    """True when a step failed for any reason other than the regions whose collection failed (those
+    accounts carry `error` statuses and are reported as failed on their own)."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            user = event.step_failure_data.user_failure_data
+            if user is None or COLLECTION_FAILED not in (user.description or ""):
+                return True
+    return False
 
 
 def exit_code(outcomes: Sequence[AccountOutcome]) -> int:

@@ -226,3 +226,31 @@ def test_organizations_denied_suggests_explicit_accounts() -> None:
     message = str(excinfo.value)
     assert "AccessDeniedException" in message and "SM_ASSETS_ACCOUNTS=" in message
     assert "management account or a delegated administrator" in message
+
+
+def test_incremental_collection_reuses_unchanged_definitions(aws: None, tmp_path: Path) -> None:
+    (acct,) = org_with_members(1)
+    sm = member_session(acct).client("sagemaker", region_name="us-east-1")
+    for i in range(5):
+        create_definition(sm, f"d{i}", tags=[{"Key": "team", "Value": "a"}])
+    s = settings(tmp_path, ("us-east-1",))
+    first = collect_account(acct, s, MQ_ONLY)
+    previous = {i.arn: i.describe for i in first.items}
+    assert first.statuses[0].api_calls == 1 + 5 + 5 and first.statuses[0].api_calls_saved == 0
+
+    # Tags change and one definition is deleted and recreated under the same name (new CreationTime).
+    arn0 = next(i.arn for i in first.items if i.name == "d0")
+    sm.add_tags(ResourceArn=arn0, Tags=[{"Key": "owner", "Value": "new"}])
+    sm.delete_model_quality_job_definition(JobDefinitionName="d1")
+    import time
+
+    time.sleep(0.01)
+    create_definition(sm, "d1", endpoint="other-endpoint")
+    second = collect_account(acct, s, MQ_ONLY, previous=previous)
+    status = second.statuses[0]
+    assert status.api_calls_saved == 4  # d1 was recreated, so it is described again
+    assert status.api_calls == 1 + 1 + 5  # one list page, one describe, five ListTags
+    by_name = {i.name: i for i in second.items}
+    assert by_name["d0"].tags == [{"Key": "team", "Value": "a"}, {"Key": "owner", "Value": "new"}]
+    assert by_name["d1"].describe["ModelQualityJobInput"]["EndpointInput"]["EndpointName"] == "other-endpoint"
+    assert by_name["d2"].describe == previous[by_name["d2"].arn]

@@ -201,3 +201,29 @@ def test_bad_timestamp_names_the_resource(bad_time: str) -> None:
     snap = AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(describe("badtime", CreationTime=bad_time), [])])
     with pytest.raises(NormalizeError, match="badtime: CreationTime"):
         normalized_table(snap, MQ, "model_quality_job_definition")
+
+
+def test_columnar_normalizer_matches_reference(tmp_path: Path) -> None:
+    """The DuckDB path the assets use gives exactly what the row-wise reference gives."""
+    from sm_assets.core.normalize import normalize_raw_files
+
+    items = []
+    for n, present in enumerate(itertools.product([False, True], repeat=len(OPTIONAL_BLOCKS))):
+        blocks = {f: v for (f, (_, v)), on in zip(OPTIONAL_BLOCKS.items(), present, strict=True) if on}
+        tags = [{"Key": 'k,=:"', "Value": "ü \"q\" 's'"}, {"Key": "team", "Value": ""}] if n % 2 else None
+        items.append(item(describe(f"d{n}", **blocks), tags))
+    items.append(item(describe("batch", ModelQualityJobInput=BATCH_INPUT, Future={"x": [1, 2.5, None, "é"]}), []))
+    items.append(item(describe("nulls", NetworkConfig=None), []))  # an explicit JSON null is absent too
+    snap = AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=items)
+    raw_path = tmp_path / "raw.parquet"
+    lake.write_atomic(raw_table(snap, "model_quality_job_definition"), raw_path)
+    reference = normalized_table(snap, MQ, "model_quality_job_definition")
+    columnar = normalize_raw_files(duckdb.connect(), [str(raw_path)], MQ)
+    assert columnar.schema.equals(reference.schema)
+    json_cols = {c.name for c in MQ.columns if c.duckdb_type == "JSON"}
+    for expected, got in zip(reference.to_pylist(), columnar.to_pylist(), strict=True):
+        for name, value in expected.items():
+            if name in json_cols and value is not None:
+                assert json.loads(got[name]) == json.loads(value), name
+            else:
+                assert got[name] == value, name

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -182,6 +182,7 @@ class StatusRecord:
     message: str | None = None
     item_count: int = 0
     api_calls: int = 0
+    api_calls_saved: int = 0  # describes skipped thanks to the previous snapshot (not stored)
 
 
 @dataclass
@@ -191,6 +192,7 @@ class AccountSnapshot:
     regions: tuple[str, ...]
     items: list[RawItem] = field(default_factory=list)
     statuses: list[StatusRecord] = field(default_factory=list)
+    assume_role_calls: int = 0
 
     @property
     def snapshot_date(self) -> date:
@@ -235,10 +237,19 @@ class _CallCounter:
 
 
 def collect_resource(
-    client: Any, spec: ResourceSpec, region: str, redact: bool = True
+    client: Any,
+    spec: ResourceSpec,
+    region: str,
+    redact: bool = True,
+    previous: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[list[RawItem], StatusRecord]:
-    """List, describe and tag every resource of one type in one region."""
+    """List, describe and tag every resource of one type in one region.
+
+    Immutable resources found in `previous` (same ARN and CreationTime) reuse the stored describe output;
+    their tags are still read, because tags can change.
+    """
     counter = _CallCounter()
+    saved = 0
     client.meta.events.register("before-send.sagemaker.*", counter)
     items: list[RawItem] = []
     try:
@@ -246,7 +257,15 @@ def collect_resource(
         for page in client.get_paginator(spec.list_operation).paginate(**spec.list_params):
             for summary in page.get(spec.list_result_key, []):
                 name = summary[spec.list_name_field]
-                if spec.describe_operation:
+                known = (previous or {}).get(summary.get(spec.list_arn_field, ""))
+                if (
+                    spec.immutable
+                    and known is not None
+                    and known.get("CreationTime") == to_jsonable(summary.get("CreationTime"))
+                ):
+                    body = known
+                    saved += 1
+                elif spec.describe_operation:
                     try:
                         described = getattr(client, spec.describe_operation)(**{spec.describe_param: name})
                     except ClientError as exc:
@@ -290,22 +309,34 @@ def collect_resource(
         client.meta.events.unregister("before-send.sagemaker.*", counter)
     status.item_count = len(items)
     status.api_calls = counter.count
+    status.api_calls_saved = saved
     return items, status
+
+
+EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+# Renew assumed-role credentials this long before they expire, so no call goes out with stale ones.
+CREDENTIAL_RENEW_MARGIN = timedelta(minutes=5)
+_CLIENT_LOCK = threading.Lock()  # boto3 sessions are not thread-safe; clients are
+
+
+def role_arn(account_id: str, settings: Settings) -> str:
+    return f"arn:{aws_partition(settings.regions[0])}:iam::{account_id}:role/{settings.role_name}"
+
+
+def assume_role(sts: Any, account_id: str, settings: Settings) -> dict[str, Any]:
+    params: dict[str, Any] = {"RoleArn": role_arn(account_id, settings), "RoleSessionName": ROLE_SESSION_NAME}
+    if settings.external_id:
+        params["ExternalId"] = settings.external_id
+    return sts.assume_role(**params)["Credentials"]
 
 
 def assume_role_session(
     account_id: str, settings: Settings, base_session: boto3.Session | None = None
 ) -> boto3.Session:
+    """A boto3 session with the member role's credentials (used by the doctor and ad-hoc callers)."""
     base_session = base_session or boto3.Session()
-    region = settings.regions[0]
-    sts = base_session.client("sts", region_name=region, config=client_config())
-    params: dict[str, Any] = {
-        "RoleArn": f"arn:{aws_partition(region)}:iam::{account_id}:role/{settings.role_name}",
-        "RoleSessionName": ROLE_SESSION_NAME,
-    }
-    if settings.external_id:
-        params["ExternalId"] = settings.external_id
-    creds = sts.assume_role(**params)["Credentials"]
+    sts = base_session.client("sts", region_name=settings.regions[0], config=client_config())
+    creds = assume_role(sts, account_id, settings)
     return boto3.Session(
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
@@ -314,12 +345,73 @@ def assume_role_session(
 
 
 def sagemaker_client(session: boto3.Session, region: str, specs: Sequence[ResourceSpec] = RESOURCE_SPECS) -> Any:
-    client = session.client("sagemaker", region_name=region, config=client_config())
+    with _CLIENT_LOCK:
+        client = session.client("sagemaker", region_name=region, config=client_config())
     # botocore's event names match whole dotted parts only, so register each describe operation by name.
     for spec in specs:
         if spec.describe_operation:
             client.meta.events.register(f"after-call.sagemaker.{spec.api_operations[1]}", _keep_unknown_fields)
     return client
+
+
+class AccountCredentials:
+    """One AssumeRole per account per refresh, renewed before expiry or when AWS says it expired."""
+
+    def __init__(self, account_id: str, settings: Settings, sts: Any) -> None:
+        self.account_id, self.settings, self.sts = account_id, settings, sts
+        self._lock = threading.Lock()
+        self.generation = 0
+        self.assume_calls = 0
+        self._session: boto3.Session | None = None
+        self._expires: datetime | None = None
+        self.renew(-1)
+
+    def renew(self, seen_generation: int) -> None:
+        """Re-assume the role unless another thread already did since `seen_generation`."""
+        with self._lock:
+            if seen_generation < self.generation and self._session is not None:
+                return
+            creds = assume_role(self.sts, self.account_id, self.settings)
+            self.assume_calls += 1
+            self._session = boto3.Session(
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+            )
+            expiration = creds.get("Expiration")
+            self._expires = expiration if isinstance(expiration, datetime) else None
+            self.generation += 1
+
+    def session(self) -> tuple[boto3.Session, int]:
+        if self._expires is not None and self._expires - datetime.now(UTC) < CREDENTIAL_RENEW_MARGIN:
+            self.renew(self.generation)
+        assert self._session is not None
+        return self._session, self.generation
+
+
+def _collect_region(
+    creds: AccountCredentials,
+    region: str,
+    specs: Sequence[ResourceSpec],
+    settings: Settings,
+    previous: Mapping[str, dict[str, Any]] | None,
+) -> list[tuple[list[RawItem], StatusRecord]]:
+    results = []
+    client, generation = None, -1
+    for spec in specs:
+        for attempt in (1, 2):
+            session, current = creds.session()
+            if client is None or current != generation:
+                client, generation = sagemaker_client(session, region, specs), current
+            items, status = collect_resource(client, spec, region, settings.redact_secrets, previous)
+            if status.error_code in EXPIRED_TOKEN_CODES and attempt == 1:
+                # Credentials expired mid-run: assume the role again and redo this resource type.
+                log.info("%s %s: %s, renewing credentials", creds.account_id, region, status.error_code)
+                creds.renew(generation)
+                continue
+            break
+        results.append((items, status))
+    return results
 
 
 def collect_account(
@@ -328,12 +420,22 @@ def collect_account(
     specs: Sequence[ResourceSpec] = RESOURCE_SPECS,
     *,
     base_session: boto3.Session | None = None,
+    sts_client: Any = None,
+    previous: Mapping[str, dict[str, Any]] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> AccountSnapshot:
-    """Collect every spec in every configured region of one account. Never raises for AWS faults."""
+    """Collect every spec in every configured region of one account. Never raises for AWS faults.
+
+    `previous` maps ARN -> stored describe output of an earlier snapshot: immutable resources whose
+    ARN and CreationTime still match are not described again.
+    """
     snapshot = AccountSnapshot(account_id=account_id, collected_at=now(), regions=settings.regions)
+    if sts_client is None:
+        base_session = base_session or boto3.Session()
+        with _CLIENT_LOCK:
+            sts_client = base_session.client("sts", region_name=settings.regions[0], config=client_config())
     try:
-        session = assume_role_session(account_id, settings, base_session)
+        creds = AccountCredentials(account_id, settings, sts_client)
     except (ClientError, BotoCoreError) as exc:
         state, code, message = _error_details(exc)
         log.info("AssumeRole into %s failed: %s %s", account_id, code, message)
@@ -344,18 +446,46 @@ def collect_account(
         ]
         return snapshot
 
-    # boto3 client creation is not thread-safe; build the clients first, then fan out per region.
-    clients = {region: sagemaker_client(session, region, specs) for region in settings.regions}
-
-    def run_region(region: str) -> list[tuple[list[RawItem], StatusRecord]]:
-        return [collect_resource(clients[region], spec, region, settings.redact_secrets) for spec in specs]
-
+    # One worker per region: calls to one (account, region) stay sequential, under its throttle.
     with ThreadPoolExecutor(max_workers=min(8, len(settings.regions))) as pool:
-        for results in pool.map(run_region, settings.regions):
+        for results in pool.map(lambda r: _collect_region(creds, r, specs, settings, previous), settings.regions):
             for items, status in results:
                 snapshot.items.extend(items)
                 snapshot.statuses.append(status)
+    snapshot.assume_role_calls = creds.assume_calls
     return snapshot
+
+
+def collect_accounts(
+    account_ids: Sequence[str],
+    settings: Settings,
+    specs: Sequence[ResourceSpec] = RESOURCE_SPECS,
+    *,
+    previous: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
+    max_accounts_in_parallel: int = 16,
+    on_done: Callable[[AccountSnapshot], None] | None = None,
+) -> dict[str, AccountSnapshot]:
+    """Collect many accounts concurrently (threads: the work is network wait, and boto3 clients are
+    thread-safe). Each account still gets its own region workers; `on_done` reports progress."""
+    base_session = boto3.Session()
+    sts_client = base_session.client(
+        "sts", region_name=settings.regions[0], config=client_config(max_pool_connections=max_accounts_in_parallel)
+    )
+    results: dict[str, AccountSnapshot] = {}
+
+    def one(account_id: str) -> AccountSnapshot:
+        snap = collect_account(
+            account_id, settings, specs, sts_client=sts_client, previous=(previous or {}).get(account_id)
+        )
+        if on_done:
+            on_done(snap)
+        return snap
+
+    workers = max(1, min(max_accounts_in_parallel, len(account_ids)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for snap in pool.map(one, account_ids):
+            results[snap.account_id] = snap
+    return results
 
 
 def summarize(snapshots: Iterable[AccountSnapshot]) -> dict[str, int]:

@@ -140,3 +140,47 @@ def snapshot_from_raw(raw: pa.Table, account_id: str, collected_at: datetime) ->
             raise NormalizeError(f"{r['arn']}: stored raw JSON is corrupt: {exc}") from None
         snapshot.items.append(RawItem(r["resource_type"], r["region"], r["arn"], r["name"], describe, tags))
     return snapshot
+
+
+# ---------------------------------------------------------------------------------------------
+# Columnar path: the same mapping as `normalize_item`, as one DuckDB query over raw Parquet files
+# (no per-row Python), used by the assets and fast enough for millions of rows.
+
+_TAG_STRUCT = 'STRUCT("Key" VARCHAR, "Value" VARCHAR)[]'
+
+
+def _json_path(field_name: str) -> str:
+    return "'$.\"" + field_name.replace("'", "''").replace('"', '\\"') + "\"'"
+
+
+def normalize_select_sql(table: TableSpec, source: str) -> str:
+    """SELECT producing `table`'s lake columns from a relation with RAW_SCHEMA columns."""
+    exprs = []
+    for col in table.lake_columns:
+        source_field = col.source_fields[0] if col.source_fields else None
+        if col.name in ("snapshot_date", "collected_at", "region", "account_id"):
+            expr = col.name
+        elif col.name == "_key":
+            expr = "arn"
+        elif col.duckdb_type == "MAP(VARCHAR, VARCHAR)":
+            expr = (
+                "CASE WHEN tags_json IS NULL THEN NULL ELSE map_from_entries(list_transform("
+                f'CAST(json_transform(tags_json, \'[{{"Key":"VARCHAR","Value":"VARCHAR"}}]\') AS {_TAG_STRUCT}), '
+                "lambda t: {'key': t.\"Key\", 'value': coalesce(t.\"Value\", '')})) END"
+            )
+        elif col.duckdb_type == "JSON":
+            # An explicit JSON null is as absent as a missing block.
+            expr = f"nullif(CAST(json_extract(describe_json, {_json_path(source_field)}) AS VARCHAR), 'null')"
+        elif col.duckdb_type.startswith("TIMESTAMP"):
+            expr = f"TRY_CAST(json_extract_string(describe_json, {_json_path(source_field)}) AS TIMESTAMPTZ)"
+        else:
+            expr = f"json_extract_string(describe_json, {_json_path(source_field)})"
+        exprs.append(f'{expr} AS "{col.name}"')
+    return f"SELECT {', '.join(exprs)} FROM {source}"
+
+
+def normalize_raw_files(conn: Any, raw_paths: list[str], table: TableSpec) -> pa.Table:
+    """Normalize stored raw Parquet files into `table`'s Arrow schema inside DuckDB."""
+    files = ", ".join("'" + p.replace("'", "''") + "'" for p in raw_paths)
+    sql = normalize_select_sql(table, f"read_parquet([{files}])")
+    return conn.sql(sql).to_arrow_table().cast(table.arrow_schema())

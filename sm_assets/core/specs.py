@@ -26,6 +26,7 @@ class ResourceSpec:
     describe_param: str | None = None  # describe request parameter that takes the name
     with_tags: bool = False  # also call ListTags (every page) per resource
     list_params: Mapping[str, str] = field(default_factory=dict)
+    immutable: bool = False  # cannot be updated in place: a stored describe stays valid while ARN+CreationTime match
     summary_name_field: str | None = None  # when the list summary names things differently
     summary_arn_field: str | None = None
 
@@ -65,6 +66,7 @@ MODEL_QUALITY_JOB_DEFINITION_SPEC = ResourceSpec(
     describe_operation="describe_model_quality_job_definition",
     describe_param="JobDefinitionName",
     with_tags=True,
+    immutable=True,  # model quality job definitions can only be deleted and recreated
     # The list call returns MonitoringJobDefinitionSummary objects.
     summary_name_field="MonitoringJobDefinitionName",
     summary_arn_field="MonitoringJobDefinitionArn",

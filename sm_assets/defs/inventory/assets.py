@@ -1,18 +1,19 @@
 """Account-partitioned inventory assets: raw describe output per account, then normalized tables."""
 
+import json
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from sm_assets.core.collect import AccountSnapshot, collect_account
+from sm_assets.core.collect import AccountSnapshot, collect_accounts
 from sm_assets.core.config import Settings
 from sm_assets.core.lake import LakeError, dataset_file, latest_snapshot_date, read_file, write_atomic
 from sm_assets.core.lake import refresh_inventory_views as refresh_views
-from sm_assets.core.normalize import normalized_table, raw_table, snapshot_from_raw, status_table
+from sm_assets.core.normalize import normalize_raw_files, raw_table, status_table
 from sm_assets.core.schemas import (
     COLLECTION_STATUS_DATASET,
     COLLECTION_STATUS_SCHEMA,
@@ -92,44 +93,74 @@ def write_snapshot(settings: Settings, snapshot: AccountSnapshot) -> dict[str, P
     return paths
 
 
-def _status_checks(snapshot: AccountSnapshot, stored_status_path: Path) -> list[dg.AssetCheckResult]:
-    stored = read_file(stored_status_path, COLLECTION_STATUS_SCHEMA).to_pylist()
-    expected = {(r, s.resource_type) for r in snapshot.regions for s in RESOURCE_SPECS}
-    present = {(row["region"], row["resource_type"]) for row in stored}
-    missing = sorted(expected - present)
-    denied = [
-        f"{r['region']}/{r['resource_type']}: {r['error_code']}" for r in stored if r["status"] == "access_denied"
-    ]
-    errors = [
-        f"{r['region']}/{r['resource_type']}: {r['error_code']}: {r['message']}"
-        for r in stored
-        if r["status"] == "error"
-    ]
+def _status_checks(regions: tuple[str, ...], stored_status_paths: dict[str, Path]) -> list[dg.AssetCheckResult]:
+    """Checks over the status files just written, for every account of the run."""
+    expected = {(r, s.resource_type) for r in regions for s in RESOURCE_SPECS}
+    missing, denied, errors = [], [], []
+    for account_id, path in sorted(stored_status_paths.items()):
+        stored = read_file(path, COLLECTION_STATUS_SCHEMA).to_pylist()
+        present = {(row["region"], row["resource_type"]) for row in stored}
+        missing += [f"{account_id} {r}/{t}" for r, t in sorted(expected - present)]
+        denied += [
+            f"{account_id} {r['region']}/{r['resource_type']}: {r['error_code']}"
+            for r in stored
+            if r["status"] == "access_denied"
+        ]
+        errors += [
+            f"{account_id} {r['region']}/{r['resource_type']}: {r['error_code']}: {r['message']}"
+            for r in stored
+            if r["status"] == "error"
+        ]
+    accounts = len(stored_status_paths)
     return [
         dg.AssetCheckResult(
             asset_key=STATUS_KEY,
             check_name=CHECK_EVERY_REGION,
             passed=not missing,
-            metadata={
-                "missing": dg.MetadataValue.json([list(m) for m in missing]),
-                "configured": len(expected),
-            },
+            metadata={"missing": dg.MetadataValue.json(missing[:100]), "expected": len(expected) * accounts},
         ),
         dg.AssetCheckResult(
             asset_key=STATUS_KEY,
             check_name=CHECK_NOT_DENIED,
             passed=not denied,
             severity=dg.AssetCheckSeverity.WARN,
-            description="Access was denied: this account's counts are unknown, not zero.",
-            metadata={"denied": dg.MetadataValue.json(denied)},
+            description="Access was denied: these accounts' counts are unknown, not zero.",
+            metadata={"denied": dg.MetadataValue.json(denied[:100]), "denied_count": len(denied)},
         ),
         dg.AssetCheckResult(
             asset_key=STATUS_KEY,
             check_name=CHECK_NO_ERRORS,
             passed=not errors,
-            metadata={"errors": dg.MetadataValue.json(errors)},
+            metadata={"errors": dg.MetadataValue.json(errors[:100]), "error_count": len(errors)},
         ),
     ]
+
+
+def previous_describes(settings: Settings, account_id: str) -> dict[str, dict]:
+    """ARN -> stored describe output of the account's latest raw snapshot (for incremental collection)."""
+    from sm_assets.core.specs import MODEL_QUALITY_JOB_DEFINITION_SPEC as spec
+
+    day = latest_snapshot_date(settings.lake_dir, spec.raw_dataset, account_id)
+    if day is None:
+        return {}
+    try:
+        raw = read_file(_lake_path(settings, spec.raw_dataset, day, account_id), RAW_SCHEMA)
+    except LakeError:
+        return {}  # an unreadable old file only costs the describe calls
+    return {row["arn"]: json.loads(row["describe_json"]) for row in raw.select(["arn", "describe_json"]).to_pylist()}
+
+
+def _emit(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, per_account: dict[str, dict], total: dict
+) -> Iterator[dg.MaterializeResult]:
+    """One result for the run; in a multi-account run, also one materialization per account partition
+    so each partition shows its own row counts in the UI."""
+    if len(per_account) == 1:
+        yield dg.MaterializeResult(asset_key=key, metadata=next(iter(per_account.values())))
+        return
+    yield dg.MaterializeResult(asset_key=key, metadata=total)
+    for account_id, metadata in per_account.items():
+        context.log_event(dg.AssetMaterialization(asset_key=key, partition=account_id, metadata=metadata))
 
 
 @dg.multi_asset(
@@ -161,62 +192,107 @@ def _status_checks(snapshot: AccountSnapshot, stored_status_path: Path) -> list[
         dg.AssetCheckSpec(CHECK_NO_ERRORS, asset=STATUS_KEY, description="No region failed with an error"),
     ],
     partitions_def=aws_account_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     name="collect_sagemaker_account",
 )
 def collect_sagemaker_account(
     context: dg.AssetExecutionContext, sm_config: SmAssetsConfig
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Assume the read-only role in one member account and collect every configured region:
+    """Assume the read-only role in each member account of the run and collect every configured region:
     model quality job definitions (list, describe, tags), endpoints and ModelQuality monitoring schedules.
-    A denied account is recorded as access_denied, never as an account with zero resources."""
+    A denied account is recorded as access_denied, never as an account with zero resources.
+    Many accounts in one run are collected concurrently (single-run backfill policy)."""
     settings = sm_config.settings()
-    account_id = context.partition_key
-    snapshot = collect_account(account_id, settings)
-    paths = write_snapshot(settings, snapshot)
-    for status in snapshot.statuses:
-        if status.status != "ok":
+    accounts = list(context.partition_keys)
+    previous = {a: previous_describes(settings, a) for a in accounts}
+    done = 0
+
+    def progress(snap: AccountSnapshot) -> None:
+        nonlocal done
+        done += 1
+        state = "access denied" if snap.denied and not snap.items else f"{len(snap.items)} resources"
+        context.log.info(f"collected {done}/{len(accounts)}: {snap.account_id}: {state}")
+
+    snapshots = collect_accounts(accounts, settings, previous=previous, on_done=progress)
+    paths = {a: write_snapshot(settings, snap) for a, snap in snapshots.items()}
+    for snap in snapshots.values():
+        bad = [s for s in snap.statuses if s.status != "ok"]
+        if bad and len(bad) == len(snap.statuses) and len({(s.error_code, s.message) for s in bad}) == 1:
             context.log.warning(
-                f"{account_id} {status.region} {status.resource_type}: {status.status} "
+                f"{snap.account_id} (every region): {bad[0].status} {bad[0].error_code}: {bad[0].message}"
+            )
+            continue
+        for status in bad:
+            context.log.warning(
+                f"{snap.account_id} {status.region} {status.resource_type}: {status.status} "
                 f"{status.error_code}: {status.message}"
             )
-    common = {"snapshot_date": snapshot.snapshot_date.isoformat(), "account_id": account_id}
-    yield dg.MaterializeResult(
-        asset_key=STATUS_KEY,
-        metadata={
-            **common,
-            "dagster/row_count": len(snapshot.statuses),
+
+    def common(snap: AccountSnapshot) -> dict:
+        return {"snapshot_date": snap.snapshot_date.isoformat(), "account_id": snap.account_id}
+
+    status_meta = {
+        a: {
+            **common(snap),
+            "dagster/row_count": len(snap.statuses),
             "statuses": dg.MetadataValue.json(
-                {s: sum(x.status == s for x in snapshot.statuses) for s in ("ok", "access_denied", "error")}
+                {s: sum(x.status == s for x in snap.statuses) for s in ("ok", "access_denied", "error")}
             ),
-            "api_calls": sum(s.api_calls for s in snapshot.statuses),
-            "path": dg.MetadataValue.path(str(paths[COLLECTION_STATUS_DATASET])),
-        },
-    )
+            "api_calls": sum(s.api_calls for s in snap.statuses) + snap.assume_role_calls,
+            "api_calls_saved": sum(s.api_calls_saved for s in snap.statuses),
+            "path": dg.MetadataValue.path(str(paths[a][COLLECTION_STATUS_DATASET])),
+        }
+        for a, snap in snapshots.items()
+    }
+    all_statuses = [s for snap in snapshots.values() for s in snap.statuses]
+    status_total = {
+        "accounts": len(snapshots),
+        "dagster/row_count": len(all_statuses),
+        "statuses": dg.MetadataValue.json(
+            {s: sum(x.status == s for x in all_statuses) for s in ("ok", "access_denied", "error")}
+        ),
+        "api_calls": sum(m["api_calls"] for m in status_meta.values()),
+        "api_calls_saved": sum(m["api_calls_saved"] for m in status_meta.values()),
+    }
+    yield from _emit(context, STATUS_KEY, status_meta, status_total)
     for spec in RESOURCE_SPECS:
-        yield dg.MaterializeResult(
-            asset_key=RAW_KEYS[spec.resource_type],
-            metadata={
-                **common,
-                "dagster/row_count": len(snapshot.items_of(spec.resource_type)),
-                "path": dg.MetadataValue.path(str(paths[spec.resource_type])),
-            },
-        )
-    yield from _status_checks(snapshot, paths[COLLECTION_STATUS_DATASET])
+        per_account = {
+            a: {
+                **common(snap),
+                "dagster/row_count": len(snap.items_of(spec.resource_type)),
+                "path": dg.MetadataValue.path(str(paths[a][spec.resource_type])),
+            }
+            for a, snap in snapshots.items()
+        }
+        total = {
+            "accounts": len(snapshots),
+            "dagster/row_count": sum(m["dagster/row_count"] for m in per_account.values()),
+        }
+        yield from _emit(context, RAW_KEYS[spec.resource_type], per_account, total)
+    yield from _status_checks(settings.regions, {a: p[COLLECTION_STATUS_DATASET] for a, p in paths.items()})
 
 
 # ---------------------------------------------------------------------------------------------
 # Normalized tables
 
 
+def _sql_path(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def run_table_checks(
-    conn: duckdb.DuckDBPyConnection, spec: ResourceSpec, path: Path, key: dg.AssetKey
+    conn: duckdb.DuckDBPyConnection, spec: ResourceSpec, paths: list[Path], key: dg.AssetKey
 ) -> list[dg.AssetCheckResult]:
-    """Partition-scoped checks on the file just written, plus the view's exact columns and types."""
+    """Checks scoped to the partitions of the run (the files just written), plus the view's exact
+    columns and types."""
     table = spec.table
     expected = [(c.name, c.duckdb_type) for c in table.columns]
     actual = [(r[0], r[1]) for r in conn.execute(f"DESCRIBE aws.{table.name}").fetchall()]
-    src = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
-    total, distinct = conn.execute(f"SELECT count(*), count(DISTINCT _key) FROM {src}").fetchone()
+    src = f"read_parquet([{', '.join(_sql_path(p) for p in paths)}])"
+    duplicates = conn.execute(
+        f"SELECT account_id, _key, count(*) FROM {src} GROUP BY ALL HAVING count(*) > 1 LIMIT 20"
+    ).fetchall()
+    total = conn.execute(f"SELECT count(*) FROM {src}").fetchone()[0]
     required = [c.name for c in table.columns if c.required]
     null_counts = conn.execute(
         f"SELECT {', '.join(f'count(*) FILTER (WHERE {c} IS NULL)' for c in required)} FROM {src}"
@@ -237,8 +313,8 @@ def run_table_checks(
         dg.AssetCheckResult(
             asset_key=key,
             check_name="key_unique_per_snapshot",
-            passed=total == distinct,
-            metadata={"rows": total, "distinct_keys": distinct},
+            passed=not duplicates,
+            metadata={"rows": total, "duplicated_keys": dg.MetadataValue.json([list(d) for d in duplicates])},
         ),
         dg.AssetCheckResult(
             asset_key=key,
@@ -256,6 +332,28 @@ def run_table_checks(
             metadata={"mismatched_keys": dg.MetadataValue.json([m[0] for m in mismatched])},
         ),
     ]
+
+
+def normalize_account(settings: Settings, spec: ResourceSpec, account_id: str) -> tuple[Path, date, list[dict]]:
+    """Normalize the account's latest raw snapshot into its table file; returns (file, date, status rows)."""
+    snapshot_date = latest_snapshot_date(settings.lake_dir, COLLECTION_STATUS_DATASET, account_id)
+    if snapshot_date is None:
+        raise dg.Failure(f"No collected snapshot for account {account_id}: materialize the raw assets first")
+    try:
+        status = read_file(
+            _lake_path(settings, COLLECTION_STATUS_DATASET, snapshot_date, account_id), COLLECTION_STATUS_SCHEMA
+        )
+        raw_path = _lake_path(settings, spec.raw_dataset, snapshot_date, account_id)
+        raw = read_file(raw_path, RAW_SCHEMA)
+    except LakeError as exc:
+        raise dg.Failure(str(exc)) from None
+    if raw.num_rows and set(raw.column("account_id").to_pylist()) != {account_id}:
+        raise dg.Failure(f"raw file for {account_id} holds rows of another account")
+    # Columnar: one DuckDB query per file, no per-row Python (see normalize.normalize_select_sql).
+    with duckdb.connect() as conn:
+        table = normalize_raw_files(conn, [str(raw_path)], spec.table)
+    out = write_atomic(table, _lake_path(settings, spec.table.name, snapshot_date, account_id))
+    return out, snapshot_date, status.to_pylist()
 
 
 TABLE_CHECKS = (
@@ -285,61 +383,54 @@ def build_normalized_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
             "dagster/table_name": f"sm_assets.aws.{table.name}",
         },
         check_specs=[dg.AssetCheckSpec(name, asset=key, description=desc) for name, desc in TABLE_CHECKS],
+        backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def _normalized(
         context: dg.AssetExecutionContext, sm_config: SmAssetsConfig, duckdb: DuckDBResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         settings = sm_config.settings()
-        account_id = context.partition_key
-        snapshot_date = latest_snapshot_date(settings.lake_dir, COLLECTION_STATUS_DATASET, account_id)
-        if snapshot_date is None:
-            raise dg.Failure(f"No collected snapshot for account {account_id}: materialize the raw assets first")
-        status = read_file(
-            _lake_path(settings, COLLECTION_STATUS_DATASET, snapshot_date, account_id),
-            COLLECTION_STATUS_SCHEMA,
-        )
-        raw_path = _lake_path(settings, spec.raw_dataset, snapshot_date, account_id)
-        try:
-            raw = read_file(raw_path, RAW_SCHEMA)
-        except LakeError as exc:
-            raise dg.Failure(str(exc)) from None
-        collected_at: datetime = status.column("collected_at")[0].as_py()
-        snapshot = snapshot_from_raw(raw, account_id, collected_at)
-        out = write_atomic(
-            normalized_table(snapshot, table, spec.resource_type),
-            _lake_path(settings, table.name, snapshot_date, account_id),
-        )
+        written = {a: normalize_account(settings, spec, a) for a in context.partition_keys}
+        paths = [out for out, _, _ in written.values()]
         with duckdb.get_connection() as conn:
             refresh_views(conn, settings.lake_dir)
-            checks = run_table_checks(conn, spec, out, key)
-            by_region = dict(
-                conn.execute(
-                    f"SELECT region, count(*) FROM read_parquet('{out}') GROUP BY region ORDER BY region"
-                ).fetchall()
-            )
-        yield dg.MaterializeResult(
-            metadata={
-                "snapshot_date": snapshot_date.isoformat(),
-                "dagster/row_count": sum(by_region.values()),
-                "rows_by_region": dg.MetadataValue.json(by_region),
-                "dagster/column_schema": table_schema(table),
-                "dagster/column_lineage": column_lineage(spec),
-                "dagster/table_name": f"sm_assets.aws.{table.name}",
+            checks = run_table_checks(conn, spec, paths, key)
+            counts = conn.execute(
+                f"SELECT account_id, region, count(*) FROM read_parquet([{', '.join(_sql_path(p) for p in paths)}]) "
+                "GROUP BY ALL ORDER BY ALL"
+            ).fetchall()
+        by_account: dict[str, dict[str, int]] = {a: {} for a in written}
+        for account_id, region, n in counts:
+            by_account[account_id][region] = n
+        schema_meta = {
+            "dagster/column_schema": table_schema(table),
+            "dagster/column_lineage": column_lineage(spec),
+            "dagster/table_name": f"sm_assets.aws.{table.name}",
+        }
+        per_account = {
+            a: {
+                "snapshot_date": day.isoformat(),
+                "dagster/row_count": sum(by_account[a].values()),
+                "rows_by_region": dg.MetadataValue.json(by_account[a]),
+                **schema_meta,
                 "path": dg.MetadataValue.path(str(out)),
             }
-        )
+            for a, (out, day, _) in written.items()
+        }
+        total = {"accounts": len(written), "dagster/row_count": sum(n for *_, n in counts), **schema_meta}
+        yield from _emit(context, key, per_account, total)
         yield from checks
         # Everything reachable is stored above; still make the run red when data is missing for a
         # reason other than denied access, so a scheduled run never looks green with holes in it.
         failed = [
-            f"{row['region']}: {row['error_code']}: {row['message']}"
-            for row in status.to_pylist()
+            f"{a} {row['region']}: {row['error_code']}: {row['message']}"
+            for a, (_, _, status) in written.items()
+            for row in status
             if row["resource_type"] == spec.resource_type and row["status"] == "error"
         ]
         if failed:
             raise dg.Failure(
-                description=f"{account_id}: {spec.resource_type} collection failed in {len(failed)} region(s)",
-                metadata={"errors": dg.MetadataValue.json(failed)},
+                description=f"{spec.resource_type} collection failed in {len(failed)} account-region(s)",
+                metadata={"errors": dg.MetadataValue.json(failed[:100])},
             )
 
     return _normalized

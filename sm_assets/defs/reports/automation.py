@@ -2,12 +2,11 @@
 
 import dagster as dg
 
-from sm_assets.defs.reports.assets import REPORT_ASSETS, report_day_partitions
+from sm_assets.defs.reports.assets import REPORT_ASSETS
 
 report_job = dg.define_asset_job(
     "model_quality_report_job",
     selection=dg.AssetSelection.assets(*REPORT_ASSETS),
-    partitions_def=report_day_partitions,
     description="Build the coverage reports (and the downstream trend) for one day.",
 )
 
