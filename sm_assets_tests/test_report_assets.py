@@ -116,7 +116,7 @@ def demo(org: DemoOrg, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     # report a previous snapshot date): close to midnight, wait for the new day.
     now = datetime.now(UTC)
     to_midnight = (datetime.combine(now.date() + timedelta(days=1), time(), UTC) - now).total_seconds()
-    if to_midnight < 45:
+    if to_midnight < 60:
         sleep(to_midnight + 1)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("aws_account", org.active_account_ids)
@@ -549,7 +549,7 @@ def test_coverage_drop_warns(org: DemoOrg, demo: DemoRun, tmp_path: Path) -> Non
     assert summaries[1]["fleet_coverage_pct"] == pytest.approx(pct2)
     assert summaries[1]["previous_report_date"] == day1
     assert summaries[1]["coverage_change_pts"] == pytest.approx(expected_change)
-    # every removed schedule's endpoint is now unmonitored, every removed definition unscheduled
+    # the victim keeps its endpoints but none of them has an active schedule any more
     victim_rows = query(
         settings,
         f"SELECT region, endpoints_with_active_schedule FROM reports.model_quality_coverage "

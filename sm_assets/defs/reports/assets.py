@@ -264,7 +264,7 @@ def model_quality_coverage_trend_30d(
     day = date.fromisoformat(context.partition_key)
     with duckdb.get_connection() as conn:
         create_report_views(conn, settings.lake_dir, REPORT_VIEWS)
-        trend = conn.execute(
+        trend = conn.sql(
             """
             SELECT report_date, fleet_coverage_pct,
                    avg(fleet_coverage_pct) OVER (ORDER BY report_date ROWS BETWEEN 6 PRECEDING AND CURRENT ROW)
@@ -274,7 +274,7 @@ def model_quality_coverage_trend_30d(
             WHERE report_date BETWEEN $start AND $end
             ORDER BY report_date
             """,
-            {"start": day - timedelta(days=29), "end": day},
+            params={"start": day - timedelta(days=29), "end": day},
         ).to_arrow_table()
         path = write_atomic(
             trend.cast(reports.arrow_schema(TREND_SCHEMA)), report_file(settings.lake_dir, TREND_TABLE, day)
