@@ -212,3 +212,32 @@ def test_region_error_stores_the_rest_and_turns_the_run_red(
     assert errors == [("eu-west-1", "error", "simulated outage")]
     evaluations = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert evaluations["no_collection_errors"] is False
+
+
+def test_one_batched_run_materializes_each_account_partition(
+    org: DemoOrg, settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    from sm_assets.definitions import build_definitions
+    from sm_assets.defs.inventory.automation import all_accounts_run_tags
+
+    accounts = list(instance.get_dynamic_partitions("aws_account"))
+    job = build_definitions(settings).resolve_job_def("sagemaker_inventory_job")
+    result = job.execute_in_process(instance=instance, tags=all_accounts_run_tags(accounts))
+    assert result.success
+    assert len(instance.get_runs()) == 1  # one run (one process) for every account
+    expected = org.expected_definition_arns(include_denied=True)
+    key = NORMALIZED_KEYS["model_quality_job_definition"]
+    assert instance.get_materialized_partitions(key) == set(accounts)
+    for account in accounts:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[account]), limit=1
+        ).records
+        metadata = records[0].asset_materialization.metadata  # type: ignore[union-attr]
+        want = 0 if account in org.denied_account_ids else len(expected[account])
+        assert metadata["dagster/row_count"].value == want, account
+        assert metadata["snapshot_date"].value  # per-account metadata, not the run's aggregate
+    status = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not status["no_access_denied"].passed  # the denied account is flagged in the batch
+    assert status["every_region_has_status"].passed
+    stored = view(settings, "SELECT count(*), count(DISTINCT account_id) FROM aws.collection_status")
+    assert stored == [(len(accounts) * 9, len(accounts))]
