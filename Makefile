@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DATA_DIR ?= $(or $(SM_ASSETS_DATA_DIR),./data)
 export DAGSTER_HOME ?= $(abspath $(DATA_DIR))/dagster_home
 
-.PHONY: install demo test lint dev refresh clean
+.PHONY: install demo test lint dev refresh doctor clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ dev: install
 
 refresh: install
 	$(BIN)/sm-assets refresh
+
+doctor: install
+	$(BIN)/sm-assets doctor
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

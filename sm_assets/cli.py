@@ -20,7 +20,7 @@ from sm_assets.core.schemas import COLLECTION_STATUS_DATASET, COLLECTION_STATUS_
 
 DEMO_MARKER = ".sm-assets-demo"
 DEMO_MEMBERS = 9  # one of them lacks the role, so 8 accounts have data
-INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 
 
 class CliError(RuntimeError):
@@ -355,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--account", action="append", help="only this account (repeatable)")
     sub.add_parser("sync-accounts", help="only sync the aws_account partitions with the organization")
     sub.add_parser("demo", help="seed a fake organization on 127.0.0.1 and refresh it")
+    doctor = sub.add_parser("doctor", help="check credentials, Organizations, AssumeRole, regions and the data dir")
+    doctor.add_argument("--sample", type=int, default=3, help="accounts to try AssumeRole on (default: 3)")
     report = sub.add_parser("report", help="print the fleet summary and the worst accounts for a date")
     report.add_argument("--date", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC)")
     query = sub.add_parser("query", help="run SQL against the DuckDB file and print a table")
@@ -365,7 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
+        # The doctor reports an unwritable data dir as one of its checks instead of failing on it.
+        settings = Settings.from_env(check_writable=args.command != "doctor")
+        if args.command == "doctor":
+            from sm_assets.doctor import main_doctor
+
+            return main_doctor(settings, args.sample)
         if args.command == "refresh":
             return exit_code(run_refresh(settings, args.account))
         if args.command == "sync-accounts":

@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from sm_assets.core.collect import account_state, assume_role_session, aws_partition, client_config
+from sm_assets.core.collect import account_state, assume_role_session, client_config, role_arn
 from sm_assets.core.config import ConfigError, Settings, ensure_writable_dir
 
 MEMBER_ROLE_POLICY = "sm_assets/iam/member-role-policy.json"
@@ -67,8 +67,12 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _skip(name: str, why: str) -> DoctorCheck:
-    return DoctorCheck(name, True, f"skipped: {why}", skipped=True)
+    return DoctorCheck(name, True, why, skipped=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -105,7 +109,8 @@ def check_organizations(session: boto3.Session, settings: Settings) -> tuple[Doc
     """(check, the ACTIVE account ids on the first ListAccounts page)."""
     if settings.accounts:
         return _skip(
-            "organizations", f"SM_ASSETS_ACCOUNTS is set ({len(settings.accounts)} accounts), ListAccounts not needed"
+            "organizations",
+            f"SM_ASSETS_ACCOUNTS is set ({_plural(len(settings.accounts), 'account')}), ListAccounts not needed",
         ), []
     try:
         org = session.client("organizations", region_name="us-east-1", config=_config())
@@ -145,10 +150,6 @@ def trust_principal(caller_arn: str | None) -> str:
     if match:
         return f"arn:{match[1]}:iam::{match[2]}:role/{match[3]}"
     return caller_arn
-
-
-def role_arn(account_id: str, settings: Settings) -> str:
-    return f"arn:{aws_partition(settings.regions[0])}:iam::{account_id}:role/{settings.role_name}"
 
 
 def check_assume_role(
@@ -341,6 +342,9 @@ def main_doctor(
     checks = run_doctor(settings, sample, base_session=base_session)
     echo(format_doctor(checks))
     failed = [c.name for c in checks if not c.ok]
-    names = f" ({', '.join(failed)})" if failed else ""
-    echo(f"doctor: {len(checks) - len(failed)} ok, {len(failed)} failed{names}")
+    skipped = sum(c.skipped for c in checks)
+    summary = f"doctor: {len(checks) - len(failed) - skipped} ok"
+    summary += f", {skipped} skipped" if skipped else ""
+    summary += f", {len(failed)} failed" + (f" ({', '.join(failed)})" if failed else "")
+    echo(summary)
     return doctor_exit_code(checks)
