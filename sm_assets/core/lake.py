@@ -70,15 +70,17 @@ def read_file(path: Path, schema: pa.Schema) -> pa.Table:
         raise LakeError(f"lake file missing: {path}")
     try:
         table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as exc:
-        raise LakeError(f"lake file is corrupt or partial: {path} ({str(exc).splitlines()[0]})") from None
-    missing = [f.name for f in schema if f.name not in table.column_names]
+        names = table.column_names  # decodes the footer's column names: corrupt bytes fail here
+    except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: UnicodeDecodeError from the footer
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise LakeError(f"lake file is corrupt or partial: {path} ({first})") from None
+    missing = [f.name for f in schema if f.name not in names]
     if missing:
         raise LakeError(f"lake file {path} lacks columns {', '.join(missing)}")
     try:
         return table.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise LakeError(f"lake file {path} has unexpected column types ({exc})") from None
+        raise LakeError(f"lake file {path} has unexpected column types ({str(exc).splitlines()[0]})") from None
 
 
 def snapshot_dates(lake_dir: Path, dataset: str, account_id: str | None = None) -> list[date]:
