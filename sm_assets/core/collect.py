@@ -17,7 +17,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sm_assets.core.config import Settings
@@ -42,6 +44,8 @@ ACCESS_DENIED_CODES = frozenset(
     }
 )
 NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException", "ValidationException"})
+# Valid role credentials rejected by one region: the account has not enabled that (opt-in) region.
+REGION_NOT_ENABLED_CODES = frozenset({"UnrecognizedClientException", "InvalidClientTokenId"})
 
 
 class AccountDiscoveryError(RuntimeError):
@@ -302,6 +306,8 @@ def collect_resource(
             status = StatusRecord(region, spec.resource_type, "ok")
     except Exception as exc:  # noqa: BLE001 - one bad region/payload must not hide the others
         state, code, message = _error_details(exc)
+        if code in REGION_NOT_ENABLED_CODES:
+            message = f"region {region} is probably not enabled for this account (opt-in region): {message}"
         log.debug("%s %s in %s: %s %s", spec.resource_type, state, region, code, message)
         status = StatusRecord(region, spec.resource_type, state, code, message)
         items = []  # a partial listing must not pass for the whole truth
@@ -316,6 +322,7 @@ def collect_resource(
 EXPIRED_TOKEN_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 # Renew assumed-role credentials this long before they expire, so no call goes out with stale ones.
 CREDENTIAL_RENEW_MARGIN = timedelta(minutes=5)
+MAX_RENEWALS_PER_CALL = 3
 _CLIENT_LOCK = threading.Lock()  # boto3 sessions are not thread-safe; clients are
 
 
@@ -354,39 +361,72 @@ def sagemaker_client(session: boto3.Session, region: str, specs: Sequence[Resour
     return client
 
 
+_LOADER: Any = None
+
+
+def _shared_loader() -> Any:
+    global _LOADER
+    with _CLIENT_LOCK:
+        if _LOADER is None:
+            _LOADER = botocore.session.get_session().get_component("data_loader")
+        return _LOADER
+
+
+class _RoleCredentials(RefreshableCredentials):
+    """botocore renews these before they expire; `expire` makes it renew them now."""
+
+    def expire(self, access_key: str) -> None:
+        with self._refresh_lock:
+            if self._access_key == access_key:  # else another thread renewed them already
+                self._expiry_time = self._time_fetcher()
+
+
 class AccountCredentials:
-    """One AssumeRole per account per refresh, renewed before expiry or when AWS says it expired."""
+    """The member role's credentials for one account, shared by its region clients: one AssumeRole per
+    renewal, renewed before they expire, and at once when AWS rejects them as expired (that call is retried)."""
 
     def __init__(self, account_id: str, settings: Settings, sts: Any) -> None:
         self.account_id, self.settings, self.sts = account_id, settings, sts
-        self._lock = threading.Lock()
-        self.generation = 0
         self.assume_calls = 0
-        self._session: boto3.Session | None = None
-        self._expires: datetime | None = None
-        self.renew(-1)
+        margin = CREDENTIAL_RENEW_MARGIN.total_seconds()
+        self.credentials = _RoleCredentials.create_from_metadata(
+            self._assume(), self._assume, "sts-assume-role", advisory_timeout=2 * margin, mandatory_timeout=margin
+        )
+        botocore_session = botocore.session.get_session()
+        # Share one loader: parsed service models are cached on it, so each account's session is cheap.
+        botocore_session.register_component("data_loader", _shared_loader())
+        botocore_session._credentials = self.credentials  # botocore has no public setter for refreshable ones
+        self.session = boto3.Session(botocore_session=botocore_session)
 
-    def renew(self, seen_generation: int) -> None:
-        """Re-assume the role unless another thread already did since `seen_generation`."""
-        with self._lock:
-            if seen_generation < self.generation and self._session is not None:
-                return
-            creds = assume_role(self.sts, self.account_id, self.settings)
-            self.assume_calls += 1
-            self._session = boto3.Session(
-                aws_access_key_id=creds["AccessKeyId"],
-                aws_secret_access_key=creds["SecretAccessKey"],
-                aws_session_token=creds["SessionToken"],
-            )
-            expiration = creds.get("Expiration")
-            self._expires = expiration if isinstance(expiration, datetime) else None
-            self.generation += 1
+    def _assume(self) -> dict[str, str]:
+        creds = assume_role(self.sts, self.account_id, self.settings)
+        self.assume_calls += 1  # botocore runs refreshes one at a time
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": creds["Expiration"].isoformat(),
+        }
 
-    def session(self) -> tuple[boto3.Session, int]:
-        if self._expires is not None and self._expires - datetime.now(UTC) < CREDENTIAL_RENEW_MARGIN:
-            self.renew(self.generation)
-        assert self._session is not None
-        return self._session, self.generation
+    def renew_on_expiry(self, client: Any) -> None:
+        """Retry a call AWS rejected as expired, signed with renewed credentials (botocore re-signs retries)."""
+
+        def remember_key(request: Any, **_: Any) -> None:
+            request.context["sm_assets_access_key"] = self.credentials.get_frozen_credentials().access_key
+
+        def renew_and_retry(response: Any, request_dict: dict[str, Any], **_: Any) -> int | None:
+            code = response[1].get("Error", {}).get("Code") if response else None
+            context = request_dict["context"]
+            renewals = context.get("sm_assets_renewals", 0)
+            if code not in EXPIRED_TOKEN_CODES or renewals >= MAX_RENEWALS_PER_CALL:
+                return None
+            context["sm_assets_renewals"] = renewals + 1
+            log.info("%s: %s, renewing credentials", self.account_id, code)
+            self.credentials.expire(context.get("sm_assets_access_key", ""))
+            return 0  # retry at once
+
+        client.meta.events.register("before-sign.sagemaker", remember_key)
+        client.meta.events.register("needs-retry.sagemaker", renew_and_retry)
 
 
 def _collect_region(
@@ -396,22 +436,9 @@ def _collect_region(
     settings: Settings,
     previous: Mapping[str, dict[str, Any]] | None,
 ) -> list[tuple[list[RawItem], StatusRecord]]:
-    results = []
-    client, generation = None, -1
-    for spec in specs:
-        for attempt in (1, 2):
-            session, current = creds.session()
-            if client is None or current != generation:
-                client, generation = sagemaker_client(session, region, specs), current
-            items, status = collect_resource(client, spec, region, settings.redact_secrets, previous)
-            if status.error_code in EXPIRED_TOKEN_CODES and attempt == 1:
-                # Credentials expired mid-run: assume the role again and redo this resource type.
-                log.info("%s %s: %s, renewing credentials", creds.account_id, region, status.error_code)
-                creds.renew(generation)
-                continue
-            break
-        results.append((items, status))
-    return results
+    client = sagemaker_client(creds.session, region, specs)
+    creds.renew_on_expiry(client)
+    return [collect_resource(client, spec, region, settings.redact_secrets, previous) for spec in specs]
 
 
 def collect_account(

@@ -29,23 +29,6 @@ from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-__all__ = [
-    "KINDS",
-    "Call",
-    "Fault",
-    "FaultProxy",
-    "FaultRules",
-    "access_denied",
-    "expired_token",
-    "fault_proxy",
-    "http_5xx",
-    "organizations_denied",
-    "region_not_enabled",
-    "reset",
-    "throttle",
-    "timeout",
-]
-
 KINDS = (
     "throttle",
     "http_5xx",
@@ -64,7 +47,7 @@ _CORAL = "com.amazon.coral.service#"  # AWS's framework-level errors carry this 
 class Call(NamedTuple):
     service: str  # signing name from the credential scope: sagemaker, sts, organizations
     operation: str  # ListEndpoints, AssumeRole, ...
-    account: str | None  # the account moto attributes the access key to
+    account: str  # the account moto attributes the access key to
     region: str
 
 
@@ -108,40 +91,43 @@ class FaultRules:
     timeout_sleep: float = 2.0  # `timeout` holds the request this long (longer than the client's read timeout)
 
 
-def _rule(kind: str, probability: float, first: int | None, where: dict[str, object], **extra: object) -> Fault:
+# Constructors. `where` filters: service= (default "sagemaker"; None: any), operations=, regions=, accounts=
+# (each a name or an iterable of names).
+Where = str | Iterable[str] | None
+
+
+def _rule(kind: str, probability: float, first: int | None, where: dict[str, Where], **extra: int) -> Fault:
     service = where.pop("service", "sagemaker")
     sets = {k: frozenset([v] if isinstance(v, str) else v) for k, v in where.items() if v is not None}
     return Fault(kind, probability, first, service, **sets, **extra)  # type: ignore[arg-type]
 
 
-def throttle(probability: float = 1.0, *, first: int | None = None, **where: str | Iterable[str] | None) -> Fault:
+def throttle(probability: float = 1.0, *, first: int | None = None, **where: Where) -> Fault:
     return _rule("throttle", probability, first, where)
 
 
-def http_5xx(
-    probability: float = 1.0, *, status: int = 503, first: int | None = None, **where: str | Iterable[str] | None
-) -> Fault:
+def http_5xx(probability: float = 1.0, *, status: int = 503, first: int | None = None, **where: Where) -> Fault:
     return _rule("http_5xx", probability, first, where, status=status)
 
 
-def reset(probability: float = 1.0, *, first: int | None = None, **where: str | Iterable[str] | None) -> Fault:
+def reset(probability: float = 1.0, *, first: int | None = None, **where: Where) -> Fault:
     return _rule("reset", probability, first, where)
 
 
-def timeout(probability: float = 1.0, *, first: int | None = None, **where: str | Iterable[str] | None) -> Fault:
+def timeout(probability: float = 1.0, *, first: int | None = None, **where: Where) -> Fault:
     return _rule("timeout", probability, first, where)
 
 
-def access_denied(*operations: str, **where: str | Iterable[str] | None) -> Fault:
+def access_denied(*operations: str, **where: Where) -> Fault:
     """E.g. ``access_denied("ListTags", accounts=[...])``: an SCP denying one action."""
     return _rule("access_denied", 1.0, None, {**where, "operations": operations})
 
 
-def expired_token(after: int, **where: str | Iterable[str] | None) -> Fault:
+def expired_token(after: int, **where: Where) -> Fault:
     return _rule("expired_token", 1.0, None, where, after=after)
 
 
-def region_not_enabled(region: str, **where: str | Iterable[str] | None) -> Fault:
+def region_not_enabled(region: str, **where: Where) -> Fault:
     return _rule("region_not_enabled", 1.0, None, {**where, "regions": region})
 
 
@@ -176,23 +162,20 @@ _QUERY_CODES = {
 }
 
 
-def _account_of(access_key: str) -> str | None:
-    try:
-        from moto.iam.models import get_account_id_from
-    except ImportError:  # pragma: no cover - moto is a runtime dependency
-        return None
+def _account_of(access_key: str) -> str:
+    from moto.iam.models import get_account_id_from  # moto's own rule: key -> account, else its default account
+
     return get_account_id_from(access_key)
 
 
-def _principal(access_key: str, account: str | None) -> str:
-    with contextlib.suppress(Exception):
-        from moto.sts.models import sts_backends
+def _principal(access_key: str, account: str) -> str:
+    from moto.sts.models import sts_backends
 
-        for backend in sts_backends[account or ""].values():
-            role = backend.get_assumed_role_from_access_key(access_key)
-            if role is not None:
-                return role.arn
-    return f"arn:aws:iam::{account}:user/unknown"
+    for backend in list(sts_backends[account].values()):
+        role = backend.get_assumed_role_from_access_key(access_key)
+        if role is not None:
+            return role.arn
+    return f"arn:aws:iam::{account}:user/{access_key}"
 
 
 class FaultProxy:
@@ -214,13 +197,11 @@ class FaultProxy:
         self._fired: Counter[int] = Counter()  # rule index -> times fired
         self._seen: Counter[tuple[object, ...]] = Counter()  # identical-request counts, for the dice
         self._key_calls: Counter[tuple[int, str]] = Counter()  # (rule, access key) -> matching calls
-        self._closing = threading.Event()
+        self.closing = threading.Event()  # set on exit: `timeout` faults stop holding their requests
 
     def calls_of(self, service: str, operation: str | None = None) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.service == service and operation in (None, c.operation)]
-
-    # -- request handling ----------------------------------------------------------------------
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
@@ -237,7 +218,7 @@ class FaultProxy:
             self._forward(handler, body)
         elif fault.kind in ("reset", "timeout"):
             if fault.kind == "timeout":
-                self._closing.wait(self.rules.timeout_sleep)
+                self.closing.wait(self.rules.timeout_sleep)
             self._drop(handler)
         else:
             key = f"http_{fault.status}" if fault.kind == "http_5xx" else fault.kind
@@ -374,7 +355,7 @@ def fault_proxy(
     try:
         yield proxy
     finally:
-        proxy._closing.set()
+        proxy.closing.set()
         server.shutdown()
         server.server_close()
         thread.join()
