@@ -5,7 +5,6 @@ then `dg.materialize` of every asset and check through a real (ephemeral) instan
 """
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -23,26 +22,6 @@ from sm_assets.defs.resources import build_resources
 from sm_assets.demo.seed import DemoOrg
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
-
-
-@pytest.fixture(scope="module")
-def org() -> Iterator[DemoOrg]:
-    import os
-
-    from moto import mock_aws
-
-    from sm_assets.demo.fake_aws import install_moto_extensions
-    from sm_assets.demo.seed import seed_demo_org
-
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    install_moto_extensions()
-    with mock_aws():
-        yield seed_demo_org(None, regions=REGIONS)
-    for k, v in saved.items():
-        if v is not None:
-            os.environ[k] = v
 
 
 @pytest.fixture

@@ -89,43 +89,39 @@ def _report_checks(
     ]
 
 
+def report_spec(key: dg.AssetKey, table: str, description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key,
+        deps=INVENTORY_DEPS,
+        group_name=GROUP,
+        kinds={"duckdb", "parquet"},
+        description=description,
+        metadata={
+            "dagster/column_schema": table_schema(reports.REPORT_TABLES[table]),
+            "dagster/table_name": f"sm_assets.reports.{table}",
+        },
+    )
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
+        report_spec(
             COVERAGE_KEY,
-            deps=INVENTORY_DEPS,
-            group_name=GROUP,
-            kinds={"duckdb", "parquet"},
-            description="One row per (report_date, account, region): endpoint coverage by active "
-            "ModelQuality schedules and job definition controls. NULL = unknown.",
-            metadata={
-                "dagster/column_schema": table_schema(reports.COVERAGE_SCHEMA),
-                "dagster/table_name": f"sm_assets.reports.{reports.COVERAGE_TABLE}",
-            },
+            reports.COVERAGE_TABLE,
+            "One row per (report_date, account, region): endpoint coverage by active ModelQuality schedules "
+            "and job definition controls. NULL = unknown.",
         ),
-        dg.AssetSpec(
+        report_spec(
             FINDINGS_KEY,
-            deps=INVENTORY_DEPS,
-            group_name=GROUP,
-            kinds={"duckdb", "parquet"},
-            description="One row per finding (unmonitored endpoints, unsafe definitions, failing "
-            "monitors, blind spots), with severity.",
-            metadata={
-                "dagster/column_schema": table_schema(reports.FINDINGS_SCHEMA),
-                "dagster/table_name": f"sm_assets.reports.{reports.FINDINGS_TABLE}",
-            },
+            reports.FINDINGS_TABLE,
+            "One row per finding (unmonitored endpoints, unsafe definitions, failing monitors, blind spots), "
+            "with severity.",
         ),
-        dg.AssetSpec(
+        report_spec(
             SUMMARY_KEY,
-            deps=INVENTORY_DEPS,
-            group_name=GROUP,
-            kinds={"duckdb", "parquet"},
-            description="One row per report date: accounts ok/denied/error, fleet coverage, findings "
-            "by severity and the change since the previous report date.",
-            metadata={
-                "dagster/column_schema": table_schema(reports.SUMMARY_SCHEMA),
-                "dagster/table_name": f"sm_assets.reports.{reports.SUMMARY_TABLE}",
-            },
+            reports.SUMMARY_TABLE,
+            "One row per report date: accounts ok/denied/error, fleet coverage, findings by severity and the "
+            "change since the previous report date.",
         ),
     ],
     check_specs=[
