@@ -1,0 +1,1405 @@
+#!/usr/bin/env python
+"""End-to-end collection benchmark for sm-assets against a local fake AWS (benchmarks/fake_aws_bench.py).
+
+One run measures, against the same fleet and the same server (a separate process, so its CPU never counts
+as the client's):
+
+  (a) a sequential plain-boto3 loop making the same calls (default botocore retry config);
+  (b) the bare collector: ``collect_accounts`` when sm_assets.core.collect has it, else ``collect_account``
+      for every account in turn;
+  (c) ``sm-assets refresh`` as a subprocess (process start included);
+  (d) the limit: max(throttle floor, CPU floor), with the client's CPU per call measured in this run by the
+      bare collector against the server in zero-latency / no-throttle mode;
+  (e) a second ``sm-assets refresh`` of the unchanged fleet (API-call reduction from incremental collection);
+  (f) normalize + reports over 100k and 1M synthetic raw definitions, peak RSS measured in child processes.
+
+Server counters are reset between phases. Prints the tables and writes benchmarks/results.md.
+
+The code under test is pinned: the run starts by copying sm_assets/ and benchmarks/ to a temporary directory
+and re-runs itself from there with PYTHONPATH pointing at it, so every phase (in-process, the refresh
+subprocesses, the workers) runs the same version even while someone edits the working tree.
+
+    .venv/bin/python benchmarks/run_benchmark.py            # full default run (several minutes)
+    .venv/bin/python benchmarks/run_benchmark.py --quick    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.fake_aws_bench import (  # noqa: E402 - needs the repo on sys.path when run as a script
+    DEFAULT_LATENCY_S,
+    DEFAULT_RATE,
+    DEFAULT_REGIONS,
+    DEFAULT_ROLE_NAME,
+    Fleet,
+    generate_fleet,
+)
+
+RESULTS = Path("benchmarks") / "results.md"  # relative to the checkout the run was started from
+QUICK_ACCOUNTS = 5
+DEFAULT_SCALE_SIZES = "100000,1000000"
+QUICK_SCALE_SIZES = "5000,20000"
+USABLE_CORES_THREADED = 1  # one Python process: its threads share the GIL
+
+
+# --------------------------------------------------------------------------------------------------
+# The fake AWS, run as a separate process
+# --------------------------------------------------------------------------------------------------
+
+
+class RemoteBench:
+    """``python -m benchmarks.fake_aws_bench`` in a child process, driven through its /__bench endpoints."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+
+    def start(self) -> str:
+        a = self.args
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.fake_aws_bench",
+            f"--accounts={a.accounts}",
+            f"--regions={','.join(a.regions)}",
+            f"--max-definitions={a.max_definitions}",
+            f"--seed={a.seed}",
+            f"--role-name={a.role_name}",
+            f"--latency-ms={a.latency_ms}",
+            f"--rate={a.rate}",
+            f"--burst={a.burst}",
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=clean_env()
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("URL "):
+            self.stop()
+            raise RuntimeError(f"bench server did not start: {line!r}")
+        self.url = line.split(" ", 1)[1]
+        return self.url
+
+    def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method="GET" if data is None else "POST")
+        with self._opener.open(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("/__bench/stats")
+
+    def fleet(self) -> dict[str, Any]:
+        return self._call("/__bench/fleet")
+
+    def reset(self) -> None:
+        self._call("/__bench/reset", {})
+
+    def configure(self, **knobs: Any) -> None:
+        self._call("/__bench/config", knobs)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment minus anything that could reach real AWS or a real Dagster instance."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_ASSETS_", "DAGSTER_"))}
+    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", PYTHONUNBUFFERED="1")
+    env.update(extra or {})
+    return env
+
+
+def aws_env(url: str, region: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Phases
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    key: str
+    label: str
+    wall_s: float
+    calls: int
+    throttled: int
+    client_cpu_s: float | None = None
+    server_cpu_s: float | None = None
+    items: int | None = None
+    errors: int | None = None
+    notes: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def measured(server: RemoteBench) -> Iterator[dict[str, Any]]:
+    """Reset the server's counters, time the block (wall + this process's CPU), then read the counters."""
+    out: dict[str, Any] = {}
+    server.reset()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    out["t0"] = time.time()
+    yield out
+    out["wall_s"] = time.perf_counter() - wall0
+    out["cpu_s"] = time.process_time() - cpu0
+    out["stats"] = server.stats()
+
+
+def settings_for(args: argparse.Namespace, data_dir: Path) -> Any:
+    from sm_assets.core.config import Settings
+
+    return Settings.build(data_dir=data_dir, regions=args.regions, role_name=args.role_name)
+
+
+def bare_collector(settings: Any) -> tuple[str, Callable[[], tuple[int, int]]]:
+    """(description, run) for the best collector this checkout has; run() -> (items, non-ok statuses)."""
+    from sm_assets.core import collect
+
+    def tally(snapshots: Any) -> tuple[int, int]:
+        snaps = list(snapshots.values()) if isinstance(snapshots, dict) else list(snapshots)
+        return sum(len(s.items) for s in snaps), sum(1 for s in snaps for st in s.statuses if st.status != "ok")
+
+    many = getattr(collect, "collect_accounts", None)
+    if callable(many):
+        params = inspect.signature(many).parameters
+        workers = params.get("max_accounts_in_parallel")
+        detail = f", {workers.default} accounts in parallel" if workers is not None else ""
+
+        def run_many() -> tuple[int, int]:
+            return tally(many(collect.resolve_account_ids(settings), settings))
+
+        return f"collect_accounts (concurrent{detail})", run_many
+
+    def run_each() -> tuple[int, int]:
+        return tally(collect.collect_account(a, settings) for a in collect.resolve_account_ids(settings))
+
+    return "collect_account, accounts in sequence", run_each
+
+
+def phase_calibrate(server: RemoteBench, args: argparse.Namespace, tmp: Path) -> Phase:
+    """Client CPU per call: the bare collector against a zero-latency, never-throttling server."""
+    from sm_assets.core import collect
+
+    settings = settings_for(args, tmp / "calibrate")
+    server.configure(latency_s=0, rate=None)
+    try:
+        # Warm-up: botocore loads and caches its service models on first use.
+        collect.collect_account(collect.resolve_account_ids(settings)[0], settings)
+        description, run = bare_collector(settings)
+        with measured(server) as m:
+            items, errors = run()
+        setup_ms = account_setup_cpu_ms(settings)
+    finally:
+        server.configure(latency_s=args.latency_ms / 1000, rate=args.rate, burst=args.burst)
+    s = m["stats"]
+    per_call_ms = 1000 * m["cpu_s"] / max(1, s["calls"])
+    server_ms = 1000 * s["server_cpu_s"] / max(1, s["calls"])
+    return Phase(
+        "cpu",
+        "CPU calibration: bare collector, zero latency, no throttling",
+        m["wall_s"],
+        s["calls"],
+        s["throttled"],
+        m["cpu_s"],
+        s["server_cpu_s"],
+        items,
+        errors,
+        [
+            description,
+            f"client CPU {per_call_ms:.2f} ms/call; server CPU {server_ms:.2f} ms/call",
+            f"account_setup_cpu_ms={setup_ms:.1f}",
+        ],
+        {**s, "account_setup_cpu_ms": setup_ms},
+    )
+
+
+def account_setup_cpu_ms(settings: Any, repeats: int = 5) -> float:
+    """CPU the collector spends opening one account, whatever this checkout's implementation: collect_account
+    with no resource specs assumes the role and builds the session and the per-region clients, and calls nothing
+    else. Includes its one AssumeRole call."""
+    from sm_assets.core import collect
+
+    account_ids = collect.resolve_account_ids(settings)
+    kwargs: dict[str, Any] = {}
+    if "sts_client" in inspect.signature(collect.collect_account).parameters:  # shared, as collect_accounts does
+        import boto3
+
+        kwargs["sts_client"] = boto3.Session().client(
+            "sts", region_name=settings.regions[0], config=collect.client_config()
+        )
+    start = time.process_time()
+    for i in range(repeats):
+        collect.collect_account(account_ids[i % len(account_ids)], settings, (), **kwargs)
+    return 1000 * (time.process_time() - start) / repeats
+
+
+def baseline_loop(regions: Sequence[str], role_name: str) -> tuple[int, int]:
+    """The obvious sequential boto3 script: default clients, no threads. Returns (items, failed calls)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    items = failures = 0
+    session = boto3.Session()
+    org = session.client("organizations", region_name="us-east-1")
+    accounts = [
+        a["Id"]
+        for page in org.get_paginator("list_accounts").paginate()
+        for a in page["Accounts"]
+        if (a.get("State") or a.get("Status")) == "ACTIVE"
+    ]
+    sts = session.client("sts", region_name=regions[0])
+    for account in sorted(accounts):
+        try:
+            creds = sts.assume_role(
+                RoleArn=f"arn:aws:iam::{account}:role/{role_name}", RoleSessionName="sm-assets-baseline"
+            )["Credentials"]
+        except ClientError:
+            failures += 1
+            continue
+        member = boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        for region in regions:
+            sm = member.client("sagemaker", region_name=region)
+            jobs: list[tuple[str, dict[str, Any]]] = [
+                ("list_model_quality_job_definitions", {}),
+                ("list_endpoints", {}),
+                ("list_monitoring_schedules", {"MonitoringTypeEquals": "ModelQuality"}),
+            ]
+            for operation, params in jobs:
+                try:
+                    for page in sm.get_paginator(operation).paginate(**params):
+                        if operation == "list_endpoints":
+                            items += len(page["Endpoints"])
+                            continue
+                        if operation == "list_model_quality_job_definitions":
+                            summaries = [
+                                (s["MonitoringJobDefinitionName"], s["MonitoringJobDefinitionArn"])
+                                for s in page["JobDefinitionSummaries"]
+                            ]
+                        else:
+                            summaries = [
+                                (s["MonitoringScheduleName"], s["MonitoringScheduleArn"])
+                                for s in page["MonitoringScheduleSummaries"]
+                            ]
+                        for name, arn in summaries:
+                            try:
+                                if operation == "list_model_quality_job_definitions":
+                                    sm.describe_model_quality_job_definition(JobDefinitionName=name)
+                                else:
+                                    sm.describe_monitoring_schedule(MonitoringScheduleName=name)
+                                [t for p in sm.get_paginator("list_tags").paginate(ResourceArn=arn) for t in p["Tags"]]
+                                items += 1
+                            except ClientError:
+                                failures += 1
+                except ClientError:
+                    failures += 1
+    return items, failures
+
+
+def expected_resources(fleet: Fleet) -> int:
+    t = fleet.totals()
+    return t["definitions"] + t["endpoints"] + t["model_quality_schedules"]
+
+
+def phase_baseline(server: RemoteBench, args: argparse.Namespace) -> Phase:
+    with measured(server) as m:
+        items, failures = baseline_loop(args.regions, args.role_name)
+    s = m["stats"]
+    notes = ["plain boto3, one call at a time, default (legacy, 5 attempts) retries"]
+    if failures:
+        notes.append(f"{failures} calls failed after retries")
+    slowest = slowest_bucket(s, args)
+    if slowest:
+        notes.append(slowest)
+    return Phase(
+        "a",
+        "(a) sequential boto3 loop",
+        m["wall_s"],
+        s["calls"],
+        s["throttled"],
+        m["cpu_s"],
+        s["server_cpu_s"],
+        items,
+        failures,
+        notes,
+        s,
+    )
+
+
+def slowest_bucket(stats: dict[str, Any], args: argparse.Namespace) -> str | None:
+    """The account-region whose calls took longest (first to last call), against its throttle floor."""
+    buckets = stats.get("by_bucket", {})
+    if not buckets:
+        return None
+    key, b = max(buckets.items(), key=lambda kv: kv[1]["last"] - kv[1]["first"])
+    answered = b["calls"] - b["throttled"]
+    floor = max(0.0, (answered - args.burst) / args.rate) if args.rate else 0.0
+    spans = sorted(v["last"] - v["first"] for v in buckets.values())
+    return (
+        f"slowest account-region {key}: {b['last'] - b['first']:.1f}s for {answered} calls "
+        f"(+{b['throttled']} throttled; its throttle floor {floor:.1f}s), median account-region "
+        f"{statistics.median(spans):.1f}s"
+    )
+
+
+def phase_collector(server: RemoteBench, args: argparse.Namespace, tmp: Path) -> Phase:
+    settings = settings_for(args, tmp / "collector")
+    description, run = bare_collector(settings)
+    with measured(server) as m:
+        items, errors = run()
+    s = m["stats"]
+    notes = [description]
+    if errors:
+        notes.append(f"{errors} (region, type) statuses not ok")
+    slowest = slowest_bucket(s, args)
+    if slowest:
+        notes.append(slowest)
+    return Phase(
+        "b",
+        "(b) bare collector",
+        m["wall_s"],
+        s["calls"],
+        s["throttled"],
+        m["cpu_s"],
+        s["server_cpu_s"],
+        items,
+        errors,
+        notes,
+        s,
+    )
+
+
+_ACCOUNT_LINE = re.compile(r"^\[(\d+)/(\d+)\] (\d{12}): (.*)$")
+
+
+def sm_assets_command() -> list[str]:
+    script = Path(sys.executable).with_name("sm-assets")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sm_assets.cli"]
+
+
+def phase_refresh(
+    server: RemoteBench, args: argparse.Namespace, data_dir: Path, key: str, label: str, log_dir: Path
+) -> Phase:
+    env = clean_env(
+        {
+            **aws_env(server.url, args.regions[0]),
+            "SM_ASSETS_DATA_DIR": str(data_dir),
+            "SM_ASSETS_REGIONS": ",".join(args.regions),
+            "SM_ASSETS_ROLE_NAME": args.role_name,
+            "DAGSTER_HOME": str(data_dir / "dagster_home"),
+        }
+    )
+    (data_dir / "dagster_home").mkdir(parents=True, exist_ok=True)
+    lines: list[tuple[float, str]] = []
+    stderr_path = log_dir / f"refresh-{key}.stderr.log"
+    with measured(server) as m, open(stderr_path, "w") as stderr:
+        start = time.time()
+        proc = subprocess.Popen(
+            [*sm_assets_command(), "refresh"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append((time.time() - start, line.rstrip("\n")))
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        end = time.time() - start
+    (log_dir / f"refresh-{key}.stdout.log").write_text("\n".join(f"{t:8.2f}s {text}" for t, text in lines) + "\n")
+    s = m["stats"]
+    accounts = [_ACCOUNT_LINE.match(text) for _, text in lines]
+    collected = [mm for mm in accounts if mm]
+    failed = sum(1 for mm in collected if "FAILED" in mm[4] or "problems" in mm[4])
+    items = sum(
+        sum(int(n) for n in re.findall(r"(\d+) (?:job definitions|endpoints|schedules)", mm[4])) for mm in collected
+    )
+    notes = [f"exit code {proc.returncode}"]
+    if proc.returncode != 0:
+        tail = stderr_path.read_text(errors="replace").strip().splitlines()[-15:]
+        print(f"  refresh exited {proc.returncode}; stderr tail:\n    " + "\n    ".join(tail), flush=True)
+    try:
+        dagster, _ = run_worker(["--_worker", "dagster-steps", "--_lake", str(data_dir / "dagster_home"),
+                                 "--_day", str(m["t0"])])  # fmt: skip
+    except RuntimeError as exc:  # the breakdown is a nice-to-have; the measurement stands without it
+        print(f"  (no Dagster step breakdown: {exc})", flush=True)
+        dagster = None
+    notes += refresh_breakdown(lines, end, s, m["t0"], dagster)
+    slowest = slowest_bucket(s, args)
+    if slowest:
+        notes.append(slowest)
+    return Phase(
+        key,
+        label,
+        m["wall_s"],
+        s["calls"],
+        s["throttled"],
+        usage.ru_utime + usage.ru_stime,
+        s["server_cpu_s"],
+        items,
+        failed,
+        notes,
+        {**s, "lines": lines, "end_s": end, "returncode": proc.returncode},
+    )
+
+
+def refresh_breakdown(
+    lines: list[tuple[float, str]], end: float, stats: dict[str, Any], t0: float, dagster: dict[str, Any] | None
+) -> list[str]:
+    """Where a refresh's wall time went: its stdout timestamps, the server's first/last SageMaker call, and the
+    step timings of the Dagster runs it made (read from its DAGSTER_HOME)."""
+
+    def first(prefix: str) -> float | None:
+        return next((t for t, text in lines if text.startswith(prefix)), None)
+
+    t_accounts, t_done, t_reports = first("accounts:"), first("done:"), first("reports for")
+    out: list[str] = []
+    if t_accounts is not None:
+        out.append(f"start + account discovery {t_accounts:.1f}s")
+    buckets = stats.get("by_bucket", {}).values()
+    api = (max(b["last"] for b in buckets) - min(b["first"] for b in buckets)) if buckets else None
+    if t_accounts is not None and t_done is not None:
+        text = f"inventory {t_done - t_accounts:.1f}s"
+        if api is not None:
+            text += f" (SageMaker calls in flight {api:.1f}s of it, first to last call)"
+        out.append(text)
+    for run in (dagster or {}).get("runs", []):
+        steps = ", ".join(f"{key} {took:.1f}s" for key, _, took in run["steps"])
+        out.append(
+            f"Dagster run {run['job']} {run['span_s']:.1f}s: {run['before_first_step_s']:.1f}s before its first step "
+            f"({run['planned']} materializations planned), then {steps}; {run['materializations']} materialization "
+            "events"
+        )
+    times = [t for t, text in lines if _ACCOUNT_LINE.match(text)]
+    if len(times) >= 3:
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        if statistics.median(gaps) > 0.2:  # one Dagster run per account (older CLI)
+            out.append(f"one Dagster run per account: {statistics.median(gaps):.2f}s per account (median)")
+    if t_done is not None and t_reports is not None:
+        out.append(f"report job {t_reports - t_done:.1f}s")
+    if t_reports is not None:
+        out.append(f"exit {end - t_reports:.1f}s")
+    return out
+
+
+def worker_dagster_steps(home: Path, since: float) -> dict[str, Any]:
+    """Step timings of the Dagster runs created in ``home`` since ``since`` (epoch seconds)."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef  # not re-exported by the public dagster package
+
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    runs = []
+    for record in instance.get_run_records():
+        if record.create_timestamp.timestamp() < since:
+            continue
+        logs = instance.all_logs(record.dagster_run.run_id)
+        if not logs:
+            continue
+        t0 = logs[0].timestamp
+        starts: dict[str, float] = {}
+        ends: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for entry in logs:
+            event = entry.dagster_event
+            if event is None:
+                continue
+            kind = event.event_type_value
+            counts[kind] = counts.get(kind, 0) + 1
+            if kind == "STEP_START" and entry.step_key:
+                starts[entry.step_key] = entry.timestamp
+            elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and entry.step_key:
+                ends[entry.step_key] = entry.timestamp
+        steps = [(k, starts[k] - t0, ends.get(k, starts[k]) - starts[k]) for k in sorted(starts, key=starts.get)]
+        runs.append(
+            {
+                "job": record.dagster_run.job_name,
+                "created": record.create_timestamp.timestamp(),
+                "span_s": logs[-1].timestamp - t0,
+                "before_first_step_s": min(starts.values()) - t0 if starts else 0.0,
+                "steps": steps,
+                "planned": counts.get("ASSET_MATERIALIZATION_PLANNED", 0),
+                "materializations": counts.get("ASSET_MATERIALIZATION", 0),
+            }
+        )
+    return {"runs": sorted(runs, key=lambda r: r["created"])}
+
+
+# --------------------------------------------------------------------------------------------------
+# The limit
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Limit:
+    seconds: float
+    throttle_floor_s: float
+    cpu_floor_s: float
+    busiest_bucket_calls: int
+    calls: int
+    cpu_per_call_ms: float
+    cores: int
+    latency_chain_s: float
+
+
+def compute_limit(fleet: Fleet, args: argparse.Namespace, calibration: Phase) -> Limit:
+    expected = fleet.expected_calls()
+    busiest = max(expected["by_bucket"].values(), default=0)
+    # A token bucket admits `burst` calls at once, then `rate` per second: the busiest bucket needs
+    # (calls - burst) / rate seconds however the client is built.
+    throttle = max(0.0, (busiest - args.burst) / args.rate) if args.rate and args.rate > 0 else 0.0
+    cpu_per_call = (calibration.client_cpu_s or 0.0) / max(1, calibration.calls)
+    cpu = expected["total"] * cpu_per_call / USABLE_CORES_THREADED
+    return Limit(
+        seconds=max(throttle, cpu),
+        throttle_floor_s=throttle,
+        cpu_floor_s=cpu,
+        busiest_bucket_calls=busiest,
+        calls=expected["total"],
+        cpu_per_call_ms=1000 * cpu_per_call,
+        cores=USABLE_CORES_THREADED,
+        latency_chain_s=busiest * args.latency_ms / 1000,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# (f) Normalize + reports at scale
+# --------------------------------------------------------------------------------------------------
+
+_PROBLEMS = ("BinaryClassification", "Regression", "MulticlassClassification")
+_INSTANCES = ("ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge", "ml.m5.2xlarge")
+_PURPOSES = ("churn", "fraud-score", "ltv", "demand-forecast", "search-ranking", "credit-risk", "anomaly", "ranking")
+_ENDPOINT_STATUSES = ("InService",) * 7 + ("Creating", "Failed", "OutOfService", "Updating")
+_SCHEDULE_STATUSES = ("Scheduled",) * 6 + ("Stopped", "Failed", "Pending")
+_EXECUTIONS = ("Completed", "Completed", "CompletedWithViolations", "Failed")
+
+
+def _tag_pool(seed: int, size: int = 64) -> list[str | None]:
+    import random
+
+    rng = random.Random(seed)
+    keys = ("team", "env", "cost-center", "owner", "project", "data-classification", "model-version", "managed-by")
+    pool: list[str | None] = []
+    for _ in range(size):
+        tags = [{"Key": k, "Value": f"{k}-{rng.randint(1, 40)}"} for k in rng.sample(keys, rng.randint(0, 8))]
+        pool.append(json.dumps(tags, separators=(",", ":")))
+    return pool
+
+
+def synthetic_lake(lake_dir: Path, n_definitions: int, regions: Sequence[str], per_account: int, seed: int) -> dict:
+    """Write a lake snapshot holding ``n_definitions`` raw definitions (+ one endpoint each, ModelQuality
+    schedules for 60% of them, and the collection status files) in the collector's raw Parquet format.
+    Vectorized: string columns are assembled with Arrow compute, one chunk of accounts at a time."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from sm_assets.core.lake import dataset_file
+    from sm_assets.core.schemas import COLLECTION_STATUS_DATASET, COLLECTION_STATUS_SCHEMA, RAW_SCHEMA
+    from sm_assets.core.specs import RESOURCE_SPECS
+
+    rng = np.random.default_rng(seed)
+    n_accounts = max(1, -(-n_definitions // per_account))
+    accounts = sorted({f"{n:012d}" for n in rng.integers(10**11, 10**12, 2 * n_accounts + 10)})
+    accounts = [accounts[i] for i in rng.permutation(len(accounts))[:n_accounts]]
+    now = datetime.now(UTC).replace(microsecond=0)
+    day = now.date()
+    tag_pool = pa.array(_tag_pool(seed), pa.string())
+    n_regions = len(regions)
+    region_arr = pa.array(list(regions), pa.string())
+    datasets = {spec.resource_type: spec.raw_dataset for spec in RESOURCE_SPECS}
+    counts = {"definitions": 0, "endpoints": 0, "schedules": 0, "files": 0}
+
+    def choice(options: Sequence[str], n: int) -> pa.Array:
+        return pc.take(pa.array(list(options), pa.string()), pa.array(rng.integers(0, len(options), n)))
+
+    def iso(epoch: np.ndarray) -> pa.Array:
+        # Whole seconds, formatted as the collector stores them (datetime.isoformat of a UTC time).
+        ts = pa.array(epoch.astype("int64"), pa.timestamp("s", tz="UTC"))
+        return pc.strftime(ts, format="%Y-%m-%dT%H:%M:%S+00:00")
+
+    def cat(*parts: Any) -> pa.Array:
+        return pc.binary_join_element_wise(*parts, "")
+
+    def optional(mask: np.ndarray, text: pa.Array) -> pa.Array:
+        return pc.if_else(pa.array(mask), text, "")
+
+    def raw(account: pa.Array, region: pa.Array, resource_type: str, arn: pa.Array, name: pa.Array,
+            describe: pa.Array, tags: pa.Array | None) -> pa.Table:  # fmt: skip
+        n = len(arn)
+        return pa.table(
+            {
+                "snapshot_date": pa.array([day] * n, pa.date32()) if n else pa.array([], pa.date32()),
+                "collected_at": pa.array([now] * n, RAW_SCHEMA.field("collected_at").type),
+                "account_id": account,
+                "region": region,
+                "resource_type": pa.array([resource_type] * n, pa.string()),
+                "arn": arn,
+                "name": name,
+                "describe_json": describe,
+                "tags_json": tags if tags is not None else pa.nulls(n, pa.string()),
+            },
+            schema=RAW_SCHEMA,
+        )
+
+    chunk_accounts = max(1, 100_000 // per_account)
+    remaining = n_definitions
+    for c0 in range(0, n_accounts, chunk_accounts):
+        chunk = accounts[c0 : c0 + chunk_accounts]
+        sizes = np.array([min(per_account, max(0, remaining - i * per_account)) for i in range(len(chunk))])
+        remaining -= int(sizes.sum())
+        n = int(sizes.sum())
+        acct_idx = np.repeat(np.arange(len(chunk)), sizes)
+        idx = np.concatenate([np.arange(s) for s in sizes]) if n else np.array([], dtype=int)
+        reg_idx = idx % n_regions
+        account = pc.take(pa.array(chunk, pa.string()), pa.array(acct_idx))
+        region = pc.take(region_arr, pa.array(reg_idx))
+        purpose = choice(_PURPOSES, n)
+        num = pc.utf8_lpad(pa.array(idx).cast(pa.string()), width=6, padding="0")
+        name = cat("mq-", purpose, "-", num)
+        arn_prefix = cat("arn:aws:sagemaker:", region, ":", account, ":")
+        arn = cat(arn_prefix, "model-quality-job-definition/", name)
+        endpoint = cat(purpose, "-", num, "-ep")
+        bucket = cat("s3://sagemaker-", region, "-", account)
+        created_epoch = 1_704_067_200 + rng.integers(0, 500 * 86400, n)
+        created = iso(created_epoch)
+        kms = cat("arn:aws:kms:", region, ":", account, ":key/", pc.utf8_lpad(pa.array(idx).cast(pa.string()), 32, "0"))
+        describe = cat(
+            '{"JobDefinitionArn":"', arn, '","JobDefinitionName":"', name, '","CreationTime":"', created,
+            '","ModelQualityAppSpecification":{"ImageUri":"156813124566.dkr.ecr.', region,
+            '.amazonaws.com/sagemaker-model-monitor-analyzer","ProblemType":"', choice(_PROBLEMS, n),
+            '"},"ModelQualityJobInput":{"EndpointInput":{"EndpointName":"', endpoint,
+            '","LocalPath":"/opt/ml/processing/input/endpoint","S3InputMode":"File",'
+            '"S3DataDistributionType":"FullyReplicated","InferenceAttribute":"prediction",'
+            '"ProbabilityAttribute":"probability","ProbabilityThresholdAttribute":0.5},'
+            '"GroundTruthS3Input":{"S3Uri":"', bucket, "/ground-truth/", name,
+            '"}},"ModelQualityJobOutputConfig":{"MonitoringOutputs":[{"S3Output":{"S3Uri":"', bucket,
+            "/monitoring/", name, '","LocalPath":"/opt/ml/processing/output","S3UploadMode":"EndOfJob"}}]',
+            optional(rng.random(n) < 0.4, cat(',"KmsKeyId":"', kms, '"')),
+            '},"JobResources":{"ClusterConfig":{"InstanceCount":', choice(("1", "1", "1", "2", "3"), n),
+            ',"InstanceType":"', choice(_INSTANCES, n), '","VolumeSizeInGB":', choice(("20", "30", "50"), n),
+            optional(rng.random(n) < 0.4, cat(',"VolumeKmsKeyId":"', kms, '"')),
+            '}},"RoleArn":"arn:aws:iam::', account, ':role/SageMakerModelMonitorExecutionRole"',
+            optional(
+                rng.random(n) < 0.7,
+                cat(',"ModelQualityBaselineConfig":{"BaseliningJobName":"', name,
+                    '-baseline","ConstraintsResource":{"S3Uri":"', bucket, "/baselines/", name,
+                    '/constraints.json"}}'),
+            ),
+            optional(
+                rng.random(n) < 0.6,
+                cat(',"NetworkConfig":{"EnableInterContainerTrafficEncryption":', choice(("true", "false"), n),
+                    ',"EnableNetworkIsolation":', choice(("true", "false"), n),
+                    optional(rng.random(n) < 0.5,
+                             cat(',"VpcConfig":{"SecurityGroupIds":["sg-0', num, '"],"Subnets":["subnet-0', num,
+                                 'a","subnet-0', num, 'b"]}')),
+                    "}"),
+            ),
+            optional(rng.random(n) < 0.5, pa.array([',"StoppingCondition":{"MaxRuntimeInSeconds":3600}'] * n)),
+            "}",
+        )  # fmt: skip
+        def_tags = pc.take(tag_pool, pa.array(rng.integers(0, len(tag_pool), n)))
+        definitions = raw(account, region, "model_quality_job_definition", arn, name, describe, def_tags)
+
+        ep_arn = cat(arn_prefix, "endpoint/", endpoint)
+        ep_status = choice(_ENDPOINT_STATUSES, n)
+        ep_describe = cat(
+            '{"EndpointName":"', endpoint, '","EndpointArn":"', ep_arn, '","CreationTime":"', created,
+            '","LastModifiedTime":"', iso(created_epoch + 3600), '","EndpointStatus":"', ep_status, '"}',
+        )  # fmt: skip
+        endpoints = raw(account, region, "endpoint", ep_arn, endpoint, ep_describe, None)
+
+        mask = pa.array(rng.random(n) < 0.6)
+        s_name_def, s_endpoint, s_account, s_region, s_prefix = (
+            pc.filter(col, mask) for col in (name, endpoint, account, region, arn_prefix)
+        )
+        m = len(s_name_def)
+        s_name = cat(s_name_def, "-hourly")
+        s_arn = cat(s_prefix, "monitoring-schedule/", s_name)
+        s_created_epoch = pc.filter(pa.array(created_epoch), mask).to_numpy() + 600
+        s_created = iso(s_created_epoch)
+        status = choice(_SCHEDULE_STATUSES, m)
+        s_describe = cat(
+            '{"MonitoringScheduleArn":"', s_arn, '","MonitoringScheduleName":"', s_name,
+            '","MonitoringScheduleStatus":"', status, '","MonitoringType":"ModelQuality","CreationTime":"',
+            s_created, '","LastModifiedTime":"', s_created,
+            '","MonitoringScheduleConfig":{"ScheduleConfig":{"ScheduleExpression":"cron(0 * ? * * *)"},'
+            '"MonitoringJobDefinitionName":"', s_name_def, '","MonitoringType":"ModelQuality"},"EndpointName":"',
+            s_endpoint, '"',
+            optional(
+                rng.random(m) < 0.8,
+                cat(',"LastMonitoringExecutionSummary":{"MonitoringScheduleName":"', s_name, '","ScheduledTime":"',
+                    s_created, '","CreationTime":"', s_created, '","LastModifiedTime":"', s_created,
+                    '","MonitoringExecutionStatus":"', choice(_EXECUTIONS, m), '","EndpointName":"', s_endpoint,
+                    '","MonitoringJobDefinitionName":"', s_name_def, '","MonitoringType":"ModelQuality"}'),
+            ),
+            "}",
+        )  # fmt: skip
+        s_tags = pc.take(tag_pool, pa.array(rng.integers(0, len(tag_pool), m)))
+        schedules = raw(s_account, s_region, "monitoring_schedule", s_arn, s_name, s_describe, s_tags)
+
+        tables = {"model_quality_job_definition": definitions, "endpoint": endpoints, "monitoring_schedule": schedules}
+        counts["definitions"] += n
+        counts["endpoints"] += n
+        counts["schedules"] += m
+        sched_acct = pc.filter(pa.array(acct_idx), mask).to_numpy()
+        sched_reg = pc.filter(pa.array(reg_idx), mask).to_numpy()
+        for i, account_id in enumerate(chunk):
+            for resource_type, table in tables.items():
+                account_mask = pc.equal(table["account_id"], account_id)
+                path = dataset_file(lake_dir, datasets[resource_type], day, account_id)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(table.filter(account_mask), path, compression="zstd")
+                counts["files"] += 1
+            per_region_defs = np.bincount(reg_idx[acct_idx == i], minlength=n_regions)
+            per_region_sched = np.bincount(sched_reg[sched_acct == i], minlength=n_regions)
+            status_rows = [
+                {
+                    "snapshot_date": day,
+                    "collected_at": now,
+                    "account_id": account_id,
+                    "region": r,
+                    "resource_type": resource_type,
+                    "status": "ok",
+                    "error_code": None,
+                    "message": None,
+                    "item_count": int(
+                        per_region_sched[j] if resource_type == "monitoring_schedule" else per_region_defs[j]
+                    ),
+                    "api_calls": 0,
+                }
+                for j, r in enumerate(regions)
+                for resource_type in datasets
+            ]
+            path = dataset_file(lake_dir, COLLECTION_STATUS_DATASET, day, account_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.Table.from_pylist(status_rows, schema=COLLECTION_STATUS_SCHEMA), path)
+            counts["files"] += 1
+    return {**counts, "accounts": n_accounts, "snapshot_date": day.isoformat()}
+
+
+def find_columnar_normalizer() -> tuple[str, Callable[..., Any]] | None:
+    """The columnar (DuckDB) normalizer, if this checkout has one."""
+    module = importlib.import_module("sm_assets.core.normalize")
+    for name in ("normalize_raw_files", "normalize_raw_files_duckdb", "normalize_files", "normalize_raw_duckdb"):
+        fn = getattr(module, name, None)
+        if callable(fn):
+            return name, fn
+    for name, fn in vars(module).items():
+        if callable(fn) and name.startswith("normalize") and "file" in name and not name.startswith("_"):
+            return name, fn
+    return None
+
+
+def _columnar_call(fn: Callable[..., Any], context: dict[str, Any]) -> Any:
+    """Call a normalizer whose exact signature we do not know, by parameter names."""
+    kwargs: dict[str, Any] = {}
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        n = p.name.lower()
+        if n in ("conn", "con", "connection", "duckdb_conn", "db"):
+            value = context["conn"]
+        elif "lake" in n:
+            value = context["lake_dir"]
+        elif n in ("spec", "resource_spec", "specs"):
+            value = context["spec"] if n != "specs" else [context["spec"]]
+        elif n in ("table", "table_spec", "tablespec"):
+            value = context["spec"].table
+        elif n == "resource_type":
+            value = context["spec"].resource_type
+        elif any(k in n for k in ("out", "dest", "target")):
+            value = context["out_path"]
+        elif any(k in n for k in ("path", "file", "raw", "source", "input")):
+            paths = [str(p) for p in context["raw_paths"]]
+            value = paths if n.endswith("s") else paths[0]
+        elif n == "account_id":
+            value = context["account_id"]
+        elif "date" in n:
+            value = context["snapshot_date"]
+        elif "collected" in n:
+            value = context["collected_at"]
+        elif p.default is not inspect.Parameter.empty:
+            continue
+        else:
+            raise TypeError(f"cannot map parameter {p.name!r} of {fn.__name__}{inspect.signature(fn)}")
+        kwargs[p.name] = value
+    return fn(**kwargs)
+
+
+def worker_normalize(lake_dir: Path, mode: str) -> dict[str, Any]:
+    """Normalize every raw file of the lake (as the normalized assets do, account by account)."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sm_assets.core.lake import dataset_file, read_file, write_atomic
+    from sm_assets.core.normalize import normalized_table, snapshot_from_raw
+    from sm_assets.core.schemas import RAW_SCHEMA
+    from sm_assets.core.specs import RESOURCE_SPECS
+
+    columnar = find_columnar_normalizer() if mode in ("auto", "columnar") else None
+    if mode == "columnar" and columnar is None:
+        raise SystemExit("no columnar normalizer in sm_assets.core.normalize")
+    used = f"sm_assets.core.normalize.{columnar[0]} (columnar)" if columnar else "normalized_table (row-wise)"
+    conn = duckdb.connect() if columnar else None
+    rows = files = 0
+    fallback = None
+    t0 = time.perf_counter()
+    for spec in RESOURCE_SPECS:
+        for raw_path in sorted((lake_dir / spec.raw_dataset).glob("snapshot_date=*/account_id=*.parquet")):
+            day = date.fromisoformat(raw_path.parent.name.split("=", 1)[1])
+            account_id = raw_path.stem.split("=", 1)[1]
+            out = dataset_file(lake_dir, spec.table.name, day, account_id)
+            if columnar and fallback is None:
+                raw_meta = read_file(raw_path, RAW_SCHEMA).slice(0, 1)
+                context = {
+                    "conn": conn,
+                    "lake_dir": lake_dir,
+                    "spec": spec,
+                    "out_path": out,
+                    "raw_paths": [raw_path],
+                    "account_id": account_id,
+                    "snapshot_date": day,
+                    "collected_at": raw_meta.column("collected_at")[0].as_py() if len(raw_meta) else None,
+                }
+                try:
+                    result = _columnar_call(columnar[1], context)
+                except TypeError as exc:
+                    fallback = str(exc)
+                    used = f"normalized_table (row-wise; columnar {columnar[0]} not callable here: {exc})"
+                else:
+                    if isinstance(result, pa.Table):
+                        write_atomic(result, out)
+                        rows += result.num_rows
+                    elif isinstance(result, (str, Path)) or out.exists():
+                        rows += pq.read_metadata(str(result if isinstance(result, (str, Path)) else out)).num_rows
+                    files += 1
+                    continue
+            raw = read_file(raw_path, RAW_SCHEMA)
+            collected_at = raw.column("collected_at")[0].as_py() if raw.num_rows else datetime.now(UTC)
+            table = normalized_table(snapshot_from_raw(raw, account_id, collected_at), spec.table, spec.resource_type)
+            write_atomic(table, out)
+            rows += table.num_rows
+            files += 1
+    return {"normalizer": used, "seconds": time.perf_counter() - t0, "rows": rows, "files": files}
+
+
+def worker_reports(lake_dir: Path, regions: Sequence[str], day: str) -> dict[str, Any]:
+    import duckdb
+
+    from sm_assets.core.lake import refresh_inventory_views
+    from sm_assets.core.reports import compute_reports
+
+    t0 = time.perf_counter()
+    conn = duckdb.connect()
+    refresh_inventory_views(conn, lake_dir)
+    result = compute_reports(conn, date.fromisoformat(day), list(regions))
+    return {
+        "seconds": time.perf_counter() - t0,
+        "coverage_rows": len(result.coverage),
+        "findings_rows": len(result.findings),
+        "reason": result.reason,
+    }
+
+
+# A wrapper process whose only child is the worker: its RUSAGE_CHILDREN.ru_maxrss is the worker's peak RSS
+# and nothing else's (this runner's own children, e.g. the Dagster refresh, would otherwise count).
+_RSS_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.call(sys.argv[1:])\n"
+    "print('RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True)\n"
+    "sys.exit(rc)\n"
+)
+
+
+def run_worker(args: list[str]) -> tuple[dict[str, Any], float]:
+    """Run this script as a worker; returns (its RESULT json, its peak RSS in MiB)."""
+    cmd = [sys.executable, "-c", _RSS_WRAPPER, sys.executable, str(Path(__file__).resolve()), *args]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=clean_env())
+    result: dict[str, Any] = {}
+    rss_kb = 0
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result = json.loads(line[7:])
+        elif line.startswith("RSS_KB "):
+            rss_kb = int(line.split()[1])
+    if proc.returncode != 0 or not result:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise RuntimeError(f"worker {args[:2]} failed ({proc.returncode}): " + " | ".join(tail))
+    return result, rss_kb / 1024
+
+
+@dataclass
+class ScaleResult:
+    definitions: int
+    generated: dict[str, Any]
+    generate_s: float
+    normalize: list[tuple[dict[str, Any], float]]  # (worker result, peak RSS MiB) per normalizer run
+    reports: dict[str, Any]
+    reports_rss_mib: float
+
+
+def phase_scale(args: argparse.Namespace, tmp: Path) -> list[ScaleResult]:
+    results = []
+    for n in args.scale_sizes:
+        lake = tmp / f"scale-{n}" / "lake"
+        t0 = time.perf_counter()
+        generated = synthetic_lake(lake, n, args.regions, args.scale_per_account, args.seed)
+        generate_s = time.perf_counter() - t0
+        print(f"  (f) {n:,} definitions: generated {generated['files']} files in {generate_s:.1f}s", flush=True)
+        modes = [args.scale_normalizer]
+        if args.scale_normalizer != "rowwise" and find_columnar_normalizer() and n <= args.scale_rowwise_max:
+            modes.append("rowwise")  # the comparison, where it is affordable
+        runs = []
+        for mode in modes:
+            norm, norm_rss = run_worker(["--_worker", "normalize", "--_lake", str(lake), "--scale-normalizer", mode])
+            runs.append((norm, norm_rss))
+            print(
+                f"      normalize {norm['seconds']:.1f}s, peak RSS {norm_rss:.0f} MiB ({norm['normalizer']})",
+                flush=True,
+            )
+        rep, rep_rss = run_worker(
+            ["--_worker", "reports", "--_lake", str(lake), "--regions", ",".join(args.regions),
+             "--_day", generated["snapshot_date"]]
+        )  # fmt: skip
+        print(f"      reports {rep['seconds']:.1f}s, peak RSS {rep_rss:.0f} MiB", flush=True)
+        results.append(ScaleResult(n, generated, generate_s, runs, rep, rep_rss))
+        shutil.rmtree(lake.parent, ignore_errors=True)
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------------
+
+
+def _num(value: float | int | None, fmt: str = "{:,.1f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def main_table(phases: dict[str, Phase], limit: Limit | None, expected_items: int) -> str:
+    base = phases.get("a")
+    headers = ["phase", "wall s", "API calls", "throttled", "resources", "client CPU s", "server CPU s", "vs (a)"]
+    headers += ["vs limit", "notes"]
+    rows = []
+    for key in ("a", "b", "c", "e"):
+        p = phases.get(key)
+        if p is None:
+            continue
+        rows.append(
+            [
+                p.label,
+                _num(p.wall_s),
+                _num(p.calls, "{:,}"),
+                _num(p.throttled, "{:,}"),
+                _num(p.items, "{:,}") + ("" if p.items == expected_items else f" (of {expected_items:,}!)"),
+                _num(p.client_cpu_s),
+                _num(p.server_cpu_s),
+                "–" if base is None else "1.0x" if p is base else f"{base.wall_s / p.wall_s:.1f}x faster",
+                f"{p.wall_s / limit.seconds:.1f}x" if limit and limit.seconds else "–",
+                "; ".join(p.notes[:1] + [n for n in p.notes[1:] if "failed" in n or "not ok" in n]),
+            ]
+        )
+    if "c" in phases and "e" in phases:
+        c, e = phases["c"], phases["e"]
+        saved = c.calls - e.calls
+        rows[-1][-1] += f"; {-saved:+,} calls vs (c) ({100 * saved / max(1, c.calls):.0f}% fewer)" if saved else ""
+    if limit is not None:
+        floor = "throttle" if limit.throttle_floor_s >= limit.cpu_floor_s else "CPU"
+        rows.append(
+            [
+                "(d) limit = max(throttle floor, CPU floor)",
+                _num(limit.seconds, "{:,.2f}"),
+                _num(limit.calls, "{:,}"),
+                "0",
+                f"{expected_items:,}",
+                _num(limit.cpu_floor_s, "{:,.2f}"),
+                "–",
+                f"{base.wall_s / limit.seconds:.0f}x faster" if base and limit.seconds else "–",
+                "1.0x",
+                f"{floor}-bound: throttle floor {limit.throttle_floor_s:.2f}s, CPU floor {limit.cpu_floor_s:.2f}s",
+            ]
+        )
+    return markdown_table(headers, rows)
+
+
+def detail_lines(phases: dict[str, Phase], limit: Limit | None, args: argparse.Namespace) -> list[str]:
+    out = []
+    cpu = phases.get("cpu")
+    if cpu is not None:
+        accounts = cpu.stats.get("by_operation", {}).get("sts.AssumeRole", {}).get("calls", 0)
+        setup_ms = cpu.stats.get("account_setup_cpu_ms", 0.0)
+        setup_s = accounts * setup_ms / 1000
+        out.append(
+            f"- CPU calibration ({cpu.notes[0]}, zero latency, no throttling): {cpu.calls:,} calls in "
+            f"{cpu.wall_s:.2f}s wall, {cpu.client_cpu_s:.2f}s client CPU -> **"
+            f"{1000 * (cpu.client_cpu_s or 0) / max(1, cpu.calls):.2f} ms client CPU per call**. Of that, opening "
+            f"each account (AssumeRole, the role's session, {len(args.regions)} SageMaker clients: collect_account "
+            f"with no resource types) costs {setup_ms:.0f} ms CPU, x {accounts} accounts = {setup_s:.2f}s "
+            f"({100 * setup_s / max(1e-9, cpu.client_cpu_s or 0):.0f}%); the calls themselves "
+            f"{1000 * max(0.0, (cpu.client_cpu_s or 0) - setup_s) / max(1, cpu.calls):.2f} ms each. "
+            f"The server spent {cpu.server_cpu_s:.2f}s CPU ({1000 * (cpu.server_cpu_s or 0) / max(1, cpu.calls):.2f} "
+            "ms/call), in its own process."
+        )
+    if limit is not None:
+        out.append(
+            f"- (d) throttle floor = (busiest account-region's {limit.busiest_bucket_calls} SageMaker calls - burst "
+            f"{args.burst:g}) / {args.rate:g} calls/s = {limit.throttle_floor_s:.2f}s (the bucket starts full, so "
+            f"`burst` calls need no wait; calls/rate without the burst would say "
+            f"{limit.busiest_bucket_calls / args.rate if args.rate else 0:.2f}s). CPU floor = {limit.calls:,} calls x "
+            f"{limit.cpu_per_call_ms:.2f} ms / {limit.cores} core = {limit.cpu_floor_s:.2f}s: the collector is one "
+            "Python process whose threads share the GIL, so it can use 1 core however many threads it runs "
+            f"(this machine has {os.cpu_count()}, and the fake server uses part of the second). "
+            f"For reference, the latency chain of the busiest account-region run call by call is "
+            f"{limit.busiest_bucket_calls} x {args.latency_ms:g} ms = {limit.latency_chain_s:.2f}s."
+        )
+    for key in ("a", "b", "c", "e"):
+        p = phases.get(key)
+        if p is not None and len(p.notes) > 1:
+            out.append(f"- {p.label}: " + "; ".join(p.notes[1:]))
+    if "c" in phases and "e" in phases:
+        c, e = phases["c"], phases["e"]
+
+        def admitted(phase: Phase) -> dict[str, int]:
+            ops = phase.stats.get("by_operation", {})
+            return {op: v["calls"] - v["throttled"] for op, v in ops.items()}
+
+        c_ops, e_ops = admitted(c), admitted(e)
+        diffs = [
+            f"{op.split('.', 1)[1]} {c_ops.get(op, 0):,} -> {e_ops.get(op, 0):,}"
+            for op in sorted(set(c_ops) | set(e_ops))
+            if c_ops.get(op, 0) != e_ops.get(op, 0)
+        ]
+        out.append(
+            f"- (e) vs (c): {c.calls:,} -> {e.calls:,} API calls including throttled attempts; answered calls "
+            f"{sum(c_ops.values()):,} -> {sum(e_ops.values()):,}"
+            + (f" ({', '.join(diffs)})" if diffs else " (no operation changed its call count)")
+        )
+    return out
+
+
+def scale_table(results: list[ScaleResult]) -> str:
+    headers = [
+        "raw definitions",
+        "rows (defs / endpoints / schedules)",
+        "files",
+        "generate s",
+        "normalizer",
+        "normalize s",
+        "normalize peak RSS MiB",
+        "reports s",
+        "reports peak RSS MiB",
+    ]
+    rows = []
+    for r in results:
+        for i, (norm, rss) in enumerate(r.normalize):
+            first = i == 0
+            rows.append(
+                [
+                    f"{r.definitions:,}" if first else "″",
+                    f"{r.generated['definitions']:,} / {r.generated['endpoints']:,} / {r.generated['schedules']:,}"
+                    if first
+                    else "″",
+                    f"{r.generated['files']:,}" if first else "″",
+                    f"{r.generate_s:.1f}" if first else "",
+                    norm["normalizer"],
+                    f"{norm['seconds']:.1f}",
+                    f"{rss:,.0f}",
+                    f"{r.reports['seconds']:.1f}" if first else "",
+                    f"{r.reports_rss_mib:,.0f}" if first else "",
+                ]
+            )
+    return markdown_table(headers, rows)
+
+
+def write_results(
+    path: Path,
+    args: argparse.Namespace,
+    fleet: Fleet,
+    phases: dict[str, Phase],
+    limit: Limit | None,
+    scale: list[ScaleResult],
+    table: str,
+) -> None:
+    totals = fleet.totals()
+    expected = fleet.expected_calls()
+    lines = [
+        "# sm-assets collection benchmark",
+        "",
+        f"Command: `{args.command_line}`",
+        "",
+        f"Code under test: {args.code}.",
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'host'}: {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {platform.platform()}. Load average (1/5/15 min) "
+        f"{'/'.join(f'{x:.1f}' for x in args.load_start)} at the start, "
+        f"{'/'.join(f'{x:.1f}' for x in args.load_end)} at the end (other work on the machine shares the cores).",
+        "",
+        f"Fleet (seed {args.seed}): {totals['accounts']} accounts x {totals['regions']} regions "
+        f"({', '.join(args.regions)}), up to {args.max_definitions} definitions per account-region: "
+        f"{totals['definitions']:,} definitions, {totals['endpoints']:,} endpoints, "
+        f"{totals['model_quality_schedules']:,} ModelQuality schedules (+{totals['other_schedules']} DataQuality), "
+        f"{totals['tags']:,} tags. A full collection needs {expected['total']:,} calls "
+        f"({expected['organizations']} ListAccounts pages, {expected['sts']} AssumeRole, "
+        f"{expected['sagemaker']:,} SageMaker). Server: {args.latency_ms:g} ms per call, SageMaker throttled at "
+        f"{args.rate:g} calls/s per account-region (burst {args.burst:g}); the server runs in its own process.",
+        "",
+        table,
+        "",
+        *detail_lines(phases, limit, args),
+        "",
+    ]
+    if scale:
+        lines += [
+            "## Normalize + reports at scale",
+            "",
+            f"Synthetic raw snapshots in the lake's raw Parquet format (RAW_SCHEMA), {args.scale_per_account:,} "
+            "definitions per account spread over the regions, one endpoint per definition, a ModelQuality schedule "
+            "for 60% of them. Normalize and reports each run in a child process; peak RSS is "
+            "`getrusage(RUSAGE_CHILDREN).ru_maxrss` of a wrapper whose only child is that worker.",
+            "",
+            scale_table(scale),
+            "",
+        ]
+    path.write_text("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--accounts", type=int, default=None, help="accounts in the fake org (default 50; --quick: 5)")
+    p.add_argument("--regions", default=",".join(DEFAULT_REGIONS), help="comma-separated (default %(default)s)")
+    p.add_argument("--max-definitions", type=int, default=12, help="definitions per account-region, 0..N")
+    p.add_argument("--latency-ms", type=float, default=DEFAULT_LATENCY_S * 1000, help="per-call latency (25)")
+    p.add_argument("--rate", type=float, default=DEFAULT_RATE, help="SageMaker calls/s per account-region (8)")
+    p.add_argument("--burst", type=float, default=None, help="token bucket size (default: = rate)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--role-name", default=DEFAULT_ROLE_NAME)
+    p.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_ACCOUNTS} accounts, small scale sizes")
+    p.add_argument("--skip-baseline", action="store_true", help="skip (a)")
+    p.add_argument("--skip-refresh", action="store_true", help="skip (c) and (e)")
+    p.add_argument("--skip-scale", action="store_true", help="skip (f)")
+    p.add_argument("--scale-sizes", default=None, help=f"raw definitions for (f) (default {DEFAULT_SCALE_SIZES})")
+    p.add_argument("--scale-per-account", type=int, default=1000, help="definitions per account in (f)")
+    p.add_argument(
+        "--scale-normalizer",
+        choices=("auto", "rowwise", "columnar"),
+        default="auto",
+        help="auto: the columnar normalizer when sm_assets.core.normalize has one, else row-wise",
+    )
+    p.add_argument(
+        "--scale-rowwise-max",
+        type=int,
+        default=100_000,
+        help="with the columnar normalizer, also time the row-wise one up to this size (comparison)",
+    )
+    p.add_argument("--results", type=Path, default=None, help="markdown output (default benchmarks/results.md)")
+    p.add_argument(
+        "--no-snapshot", action="store_true", help="run against the working tree instead of a copy taken at start"
+    )
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temporary data dirs and logs")
+    p.add_argument("--_worker", choices=("normalize", "reports", "dagster-steps"), help=argparse.SUPPRESS)
+    p.add_argument("--_lake", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--_day", help=argparse.SUPPRESS)
+    p.add_argument("--_origin", type=Path, help=argparse.SUPPRESS)  # the checkout a snapshot run was copied from
+    p.add_argument("--_command", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.regions = [r.strip() for r in args.regions.split(",") if r.strip()]
+    if args.accounts is None:
+        args.accounts = QUICK_ACCOUNTS if args.quick else 50
+    if args.burst is None:
+        args.burst = args.rate
+    sizes = args.scale_sizes or (QUICK_SCALE_SIZES if args.quick else DEFAULT_SCALE_SIZES)
+    args.scale_sizes = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
+    args.origin = args._origin or REPO
+    if args.results is None:
+        args.results = args.origin / RESULTS
+    return args
+
+
+def source_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted((root / "sm_assets").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def git_describe(root: Path) -> str:
+    def git(*cmd: str) -> str:
+        done = subprocess.run(["git", "-C", str(root), *cmd], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown commit"
+    dirty = git("status", "--porcelain", "--", "sm_assets")
+    return commit + (" + uncommitted sm_assets changes" if dirty else "")
+
+
+def run_from_snapshot(argv: Sequence[str]) -> int:
+    """Copy the code under test and run this benchmark from the copy (see the module docstring)."""
+    snapshot = Path(tempfile.mkdtemp(prefix="sm-assets-bench-src-"))
+    try:
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "results*.md")
+        for name in ("sm_assets", "benchmarks"):
+            shutil.copytree(REPO / name, snapshot / name, ignore=ignore)
+        pythonpath = os.pathsep.join(p for p in (str(snapshot), os.environ.get("PYTHONPATH", "")) if p)
+        exe = Path(sys.executable)
+        shown = os.path.relpath(exe, Path.cwd()) if exe.is_relative_to(Path.cwd()) else str(exe)
+        command = shlex.join([shown, *sys.argv])
+        cmd = [sys.executable, str(snapshot / "benchmarks" / "run_benchmark.py"), *argv]
+        cmd += ["--_origin", str(REPO), "--_command", command]
+        return subprocess.call(cmd, env={**os.environ, "PYTHONPATH": pythonpath})
+    finally:
+        shutil.rmtree(snapshot, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args._worker and args._origin is None and not args.no_snapshot:
+        return run_from_snapshot(list(sys.argv[1:] if argv is None else argv))
+    if args._worker == "normalize":
+        print("RESULT " + json.dumps(worker_normalize(args._lake, args.scale_normalizer)), flush=True)
+        return 0
+    if args._worker == "reports":
+        print("RESULT " + json.dumps(worker_reports(args._lake, args.regions, args._day)), flush=True)
+        return 0
+    if args._worker == "dagster-steps":
+        print("RESULT " + json.dumps(worker_dagster_steps(args._lake, float(args._day))), flush=True)
+        return 0
+    exe = Path(sys.executable)
+    args.command_line = args._command or shlex.join(
+        [os.path.relpath(exe, REPO) if exe.is_relative_to(REPO) else str(exe), *sys.argv]
+    )
+    args.code = f"{git_describe(args.origin)}, sm_assets sha256 {source_hash(REPO)}"
+    print(f"code under test: {REPO / 'sm_assets'} ({args.code})", flush=True)
+    args.load_start = os.getloadavg()
+    fleet = generate_fleet(args.accounts, args.regions, args.max_definitions, seed=args.seed, role_name=args.role_name)
+    tmp = Path(tempfile.mkdtemp(prefix="sm-assets-bench-"))
+    server = RemoteBench(args)
+    phases: dict[str, Phase] = {}
+    limit: Limit | None = None
+    scale: list[ScaleResult] = []
+    try:
+        url = server.start()
+        remote = server.fleet()
+        if remote["fingerprint"] != fleet.fingerprint():
+            raise RuntimeError("the server generated a different fleet than this process")
+        os.environ.clear()
+        os.environ.update(clean_env(aws_env(url, args.regions[0])))
+        s = fleet.summary()
+        print(
+            f"fake AWS {url}: {s['accounts']} accounts x {s['regions']} regions, {s['definitions']} definitions, "
+            f"{s['endpoints']} endpoints, {s['model_quality_schedules']} ModelQuality schedules; a full collection "
+            f"is {s['expected_calls']['total']:,} calls (busiest account-region {s['busiest_bucket_calls']})",
+            flush=True,
+        )
+        steps: list[tuple[str, Callable[[], Phase]]] = [("cpu", lambda: phase_calibrate(server, args, tmp))]
+        if not args.skip_baseline:
+            steps.append(("a", lambda: phase_baseline(server, args)))
+        steps.append(("b", lambda: phase_collector(server, args, tmp)))
+        if not args.skip_refresh:
+            data = tmp / "refresh"
+            steps.append(("c", lambda: phase_refresh(server, args, data, "c", "(c) sm-assets refresh", tmp)))
+            steps.append(
+                ("e", lambda: phase_refresh(server, args, data, "e", "(e) sm-assets refresh again, unchanged", tmp))
+            )
+        for key, step in steps:
+            print(f"running {key} ...", flush=True)
+            phase = step()
+            phases[key] = phase
+            print(
+                f"  {phase.label}: {phase.wall_s:.2f}s, {phase.calls:,} calls, {phase.throttled:,} throttled, "
+                f"client CPU {_num(phase.client_cpu_s)}s; {'; '.join(phase.notes)}",
+                flush=True,
+            )
+            if key == "cpu":
+                limit = compute_limit(fleet, args, phase)
+        if not args.skip_scale:
+            print("running f ...", flush=True)
+            scale = phase_scale(args, tmp)
+    finally:
+        server.stop()
+        if args.keep_tmp:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    args.load_end = os.getloadavg()
+    if args._origin is not None and source_hash(args.origin) != source_hash(REPO):
+        args.code += "; the working tree's sm_assets changed during the run, this run used the copy taken at start"
+    table = main_table(phases, limit, expected_resources(fleet))
+    print()
+    print(table)
+    print()
+    print("\n".join(detail_lines(phases, limit, args)))
+    if scale:
+        print()
+        print(scale_table(scale))
+    write_results(args.results, args, fleet, phases, limit, scale, table)
+    print(f"\nwrote {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
