@@ -101,7 +101,11 @@ def run_refresh(
     from sm_assets.definitions import build_definitions
     from sm_assets.defs.inventory.assets import aws_account_partitions
     from sm_assets.defs.inventory.automation import all_accounts_run_tags, sync_account_partitions
+    from sm_assets.doctor import check_duckdb
 
+    db = check_duckdb(settings)
+    if not db.ok:  # fail fast with one line instead of a run full of retries and tracebacks
+        raise CliError(f"{db.detail}; fix: {db.fix}")
     instance = dagster_instance(settings)
     if account_ids:
         ids = list(validate_accounts(list(account_ids)))

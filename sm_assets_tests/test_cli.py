@@ -140,3 +140,13 @@ def test_bad_configuration_fails_fast_with_one_line(tmp_path: Path, env: dict[st
 def test_query_before_any_refresh_is_one_line(tmp_path: Path) -> None:
     result = run_cli(["query", "SELECT 1"], {"SM_ASSETS_DATA_DIR": str(tmp_path)}, timeout=60)
     assert result.returncode == 2 and "run `sm-assets refresh`" in result.stderr
+
+
+def test_corrupt_duckdb_file_is_one_line_before_any_run(tmp_path: Path) -> None:
+    (tmp_path / "sm_assets.duckdb").write_bytes(b"this is not a duckdb database" * 100)
+    env = {"SM_ASSETS_DATA_DIR": str(tmp_path), "SM_ASSETS_ACCOUNTS": "111111111111"}
+    result = run_cli(["refresh"], env, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "cannot be opened" in result.stderr and "sm_assets.duckdb.broken" in result.stderr
+    assert not (tmp_path / "lake").exists()  # nothing ran, nothing was touched

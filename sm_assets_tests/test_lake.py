@@ -77,3 +77,21 @@ def test_failed_write_leaves_previous_file(tmp_path: Path, monkeypatch: pytest.M
         write(tmp_path, A, date(2026, 11, 1), ["us-east-1", "eu-west-1"])
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no partial file left behind
+
+
+def test_lake_check_reports_corrupt_files(tmp_path: Path) -> None:
+    from sm_assets.core.config import Settings
+    from sm_assets.defs.inventory.checks import lake_files_readable
+    from sm_assets.defs.resources import SmAssetsConfig
+
+    settings = Settings.build(data_dir=tmp_path, regions=["us-east-1"], role_name="r")
+    good = write(settings.lake_dir, A, date(2026, 11, 1), ["us-east-1"])
+    bad = write(settings.lake_dir, B, date(2026, 11, 1), ["us-east-1"])
+    config = SmAssetsConfig.from_settings(settings)
+    assert lake_files_readable(sm_config=config).passed
+    bad.write_bytes(bad.read_bytes()[:-30])  # a torn copy
+    result = lake_files_readable(sm_config=config)
+    assert not result.passed
+    assert result.metadata["files_checked"].value == 2
+    (message,) = result.metadata["broken"].value
+    assert str(bad) in message and str(good) not in message
