@@ -150,18 +150,20 @@ def previous_describes(settings: Settings, account_id: str) -> dict[str, dict]:
     return {row["arn"]: json.loads(row["describe_json"]) for row in raw.select(["arn", "describe_json"]).to_pylist()}
 
 
-def _emit(key: dg.AssetKey, per_account: dict[str, dict], total: dict) -> dg.MaterializeResult:
-    """One result for the run. Dagster records it for every account partition of the run; in a
-    multi-account run the per-account numbers ride along as `by_account` (one event per partition,
-    not two: event storage is the main per-partition cost of a batched run)."""
+def _emit(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, per_account: dict[str, dict], total: dict
+) -> dg.MaterializeResult:
+    """One result for the run, which Dagster records for every account partition of the run; each
+    partition's event also gets that account's own metadata (row counts, path), so a batch of N
+    accounts costs N events of constant size."""
     if len(per_account) == 1:
         return dg.MaterializeResult(asset_key=key, metadata=next(iter(per_account.values())))
-    by_account = {
-        account: {k: v for k, v in metadata.items() if isinstance(v, int | str) and not k.startswith("dagster/")}
-        | {"rows": metadata.get("dagster/row_count")}
-        for account, metadata in per_account.items()
-    }
-    return dg.MaterializeResult(asset_key=key, metadata={**total, "by_account": dg.MetadataValue.json(by_account)})
+    for account_id, metadata in per_account.items():
+        context.add_asset_metadata(metadata, asset_key=key, partition_key=account_id)
+    return dg.MaterializeResult(
+        asset_key=key,
+        metadata={"run_" + k.split("/")[-1]: v for k, v in total.items() if not k.startswith("dagster/column")},
+    )
 
 
 @dg.multi_asset(
@@ -255,7 +257,7 @@ def collect_sagemaker_account(
         "api_calls": sum(m["api_calls"] for m in status_meta.values()),
         "api_calls_saved": sum(m["api_calls_saved"] for m in status_meta.values()),
     }
-    yield _emit(STATUS_KEY, status_meta, status_total)
+    yield _emit(context, STATUS_KEY, status_meta, status_total)
     for spec in RESOURCE_SPECS:
         per_account = {
             a: {
@@ -269,7 +271,7 @@ def collect_sagemaker_account(
             "accounts": len(snapshots),
             "dagster/row_count": sum(m["dagster/row_count"] for m in per_account.values()),
         }
-        yield _emit(RAW_KEYS[spec.resource_type], per_account, total)
+        yield _emit(context, RAW_KEYS[spec.resource_type], per_account, total)
     yield from _status_checks(settings.regions, {a: p[COLLECTION_STATUS_DATASET] for a, p in paths.items()})
 
 
@@ -425,7 +427,7 @@ def build_normalized_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
             for a, (out, day, _) in written.items()
         }
         total = {"accounts": len(written), "dagster/row_count": sum(n for *_, n in counts), **schema_meta}
-        yield _emit(key, per_account, total)
+        yield _emit(context, key, per_account, total)
         yield from checks
         # Everything reachable is stored above; still make the run red when data is missing for a
         # reason other than denied access, so a scheduled run never looks green with holes in it.
