@@ -47,6 +47,9 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+# The same vocabulary as the demo org, so benchmark payloads look like the demo's.
+from sm_assets.demo.seed import _MONITOR_REGISTRY, _PROBLEM_TYPES, _PURPOSES, _TEAMS
+
 DEFAULT_REGIONS: tuple[str, ...] = ("us-east-1", "us-west-2", "eu-west-1")
 DEFAULT_ROLE_NAME = "SageMakerInventoryReadOnly"
 DEFAULT_LATENCY_S = 0.025
@@ -64,21 +67,6 @@ STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 AKID_SUFFIX = "BNCH"
 EXECUTION_ROLE = "SageMakerModelMonitorExecutionRole"
 
-_MONITOR_REGISTRY = {"us-east-1": "156813124566", "us-west-2": "159807026194", "eu-west-1": "468650794304"}
-_PURPOSES = (
-    "churn",
-    "fraud-score",
-    "ltv",
-    "demand-forecast",
-    "search-ranking",
-    "credit-risk",
-    "next-best-offer",
-    "anomaly",
-    "price-elasticity",
-    "ticket-routing",
-)
-_TEAMS = ("fraud", "recsys", "search", "forecasting", "risk", "platform")
-_PROBLEM_TYPES = ("BinaryClassification", "Regression", "MulticlassClassification")
 _INSTANCE_TYPES = ("ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge", "ml.m5.2xlarge")
 _ENDPOINT_STATUSES = ("InService",) * 7 + ("Creating", "Failed", "OutOfService", "Updating")
 _SCHEDULE_STATUSES = ("Scheduled",) * 6 + ("Stopped", "Failed", "Pending")
