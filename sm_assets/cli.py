@@ -162,8 +162,7 @@ def render_report(settings: Settings, day: date | None = None) -> str:
     from sm_assets.core import reports
 
     day = day or datetime.now(UTC).date()
-    if not settings.duckdb_path.exists():
-        raise CliError(f"no DuckDB file at {settings.duckdb_path}: run `sm-assets refresh` (or `make demo`) first")
+    require_duckdb_file(settings)
     try:
         with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
             result = reports.compute_reports(conn, day, settings.regions)
@@ -257,9 +256,13 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]], max_w
     return "\n".join(lines)
 
 
-def run_query(settings: Settings, sql: str) -> str:
+def require_duckdb_file(settings: Settings) -> None:
     if not settings.duckdb_path.exists():
         raise CliError(f"no DuckDB file at {settings.duckdb_path}: run `sm-assets refresh` (or `make demo`) first")
+
+
+def run_query(settings: Settings, sql: str) -> str:
+    require_duckdb_file(settings)
     try:
         with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
             cursor = conn.execute(sql)

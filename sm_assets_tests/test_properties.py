@@ -274,7 +274,7 @@ def test_lake_round_trip_through_duckdb_views(generated: tuple[str, list]) -> No
         lake.write_atomic(raw_table(snap, RESOURCE_TYPE), raw_path)
         with duckdb.connect() as conn:
             conn.execute("SET TimeZone = 'UTC'")
-            lake.refresh_inventory_views(conn, lake_dir, (RESOURCE_TYPE,))
+            lake.refresh_inventory_views(conn, lake_dir)
             cols = ["_key", "account_id", "job_definition_arn", "job_definition_name", "role_arn"]
             cols += ["creation_time", "tags"] + [c for c, _ in JSON_COLUMNS]
             rows = conn.execute(f"SELECT {', '.join(cols)} FROM aws.{MQ.name}").fetchall()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -513,13 +513,3 @@ def collect_accounts(
         for snap in pool.map(one, account_ids):
             results[snap.account_id] = snap
     return results
-
-
-def summarize(snapshots: Iterable[AccountSnapshot]) -> dict[str, int]:
-    counts = {"accounts": 0, "denied": 0, "errors": 0, "items": 0}
-    for snap in snapshots:
-        counts["accounts"] += 1
-        counts["denied"] += int(snap.denied)
-        counts["errors"] += len(snap.errors)
-        counts["items"] += len(snap.items)
-    return counts

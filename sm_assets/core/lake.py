@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from sm_assets.core.schemas import (
     NORMALIZED_TABLES,
     RAW_SCHEMA,
     TableSpec,
-    raw_dataset_name,
 )
+from sm_assets.core.specs import RESOURCE_SPECS
 
 _DATE_DIR = re.compile(r"^snapshot_date=(\d{4}-\d{2}-\d{2})$")
 _ACCOUNT_FILE = re.compile(r"^account_id=(\d{12})\.parquet$")
@@ -173,19 +172,13 @@ def create_dataset_views(
     conn.execute(f"CREATE OR REPLACE VIEW {schema}.{view_name} AS {latest_sql}")
 
 
-def refresh_inventory_views(
-    conn: duckdb.DuckDBPyConnection, lake_dir: Path, resource_types: Iterable[str] | None = None
-) -> None:
+def refresh_inventory_views(conn: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
     """(Re)define every `aws.*` view. Cheap: views hold no data."""
     for table in NORMALIZED_TABLES.values():
         create_dataset_views(conn, lake_dir, table.name, table_view_columns(table), table.column_names)
     raw_cols = schema_view_columns(RAW_SCHEMA)
-    for resource_type in resource_types or (
-        "model_quality_job_definition",
-        "endpoint",
-        "monitoring_schedule",
-    ):
-        dataset = raw_dataset_name(resource_type)
+    for spec in RESOURCE_SPECS:
+        dataset = spec.raw_dataset
         create_dataset_views(conn, lake_dir, dataset, raw_cols, [c for c, _ in raw_cols])
     status_cols = schema_view_columns(COLLECTION_STATUS_SCHEMA)
     create_dataset_views(conn, lake_dir, COLLECTION_STATUS_DATASET, status_cols, [c for c, _ in status_cols])

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-RAW_SCHEMA_VERSION = 1
-
 
 @dataclass(frozen=True)
 class Column:
@@ -243,7 +241,6 @@ COLLECTION_STATUS_SCHEMA = pa.schema(
 )
 
 COLLECTION_STATUS_DATASET = "collection_status"
-STATUSES = ("ok", "access_denied", "error")
 
 
 def raw_dataset_name(resource_type: str) -> str:

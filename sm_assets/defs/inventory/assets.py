@@ -20,7 +20,7 @@ from sm_assets.core.schemas import (
     RAW_SCHEMA,
     TableSpec,
 )
-from sm_assets.core.specs import RESOURCE_SPECS, ResourceSpec
+from sm_assets.core.specs import MODEL_QUALITY_JOB_DEFINITION_SPEC, RESOURCE_SPECS, ResourceSpec
 from sm_assets.defs.resources import SmAssetsConfig
 
 GROUP = "sagemaker_inventory"
@@ -138,8 +138,7 @@ def _status_checks(regions: tuple[str, ...], stored_status_paths: dict[str, Path
 
 def previous_describes(settings: Settings, account_id: str) -> dict[str, dict]:
     """ARN -> stored describe output of the account's latest raw snapshot (for incremental collection)."""
-    from sm_assets.core.specs import MODEL_QUALITY_JOB_DEFINITION_SPEC as spec
-
+    spec = MODEL_QUALITY_JOB_DEFINITION_SPEC
     day = latest_snapshot_date(settings.lake_dir, spec.raw_dataset, account_id)
     if day is None:
         return {}

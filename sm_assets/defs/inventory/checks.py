@@ -1,6 +1,7 @@
 """A lake-wide check: every stored file is readable and has its dataset's columns."""
 
 import dagster as dg
+import pyarrow as pa
 
 from sm_assets.core.lake import LakeError, read_file, snapshot_dates
 from sm_assets.core.schemas import COLLECTION_STATUS_DATASET, COLLECTION_STATUS_SCHEMA, RAW_SCHEMA
@@ -9,8 +10,8 @@ from sm_assets.defs.inventory.assets import STATUS_KEY
 from sm_assets.defs.resources import SmAssetsConfig
 
 
-def lake_datasets() -> dict[str, object]:
-    datasets: dict[str, object] = {COLLECTION_STATUS_DATASET: COLLECTION_STATUS_SCHEMA}
+def lake_datasets() -> dict[str, pa.Schema]:
+    datasets: dict[str, pa.Schema] = {COLLECTION_STATUS_DATASET: COLLECTION_STATUS_SCHEMA}
     for spec in RESOURCE_SPECS:
         datasets[spec.raw_dataset] = RAW_SCHEMA
         datasets[spec.table.name] = spec.table.arrow_schema()
@@ -35,7 +36,7 @@ def lake_files_readable(sm_config: SmAssetsConfig) -> dg.AssetCheckResult:
             for path in day_dir.glob("account_id=*.parquet"):
                 checked += 1
                 try:
-                    read_file(path, schema)  # type: ignore[arg-type]
+                    read_file(path, schema)
                 except LakeError as exc:
                     broken.append(str(exc))
     days = snapshot_dates(settings.lake_dir, COLLECTION_STATUS_DATASET)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from sm_assets.core import reports
@@ -216,25 +217,25 @@ TREND_SCHEMA = (
     Column(
         "report_date",
         "DATE",
-        reports.arrow_schema(reports.SUMMARY_SCHEMA).field("report_date").type,
+        pa.date32(),
         "Day of the fleet summary",
     ),
     Column(
         "fleet_coverage_pct",
         "DOUBLE",
-        reports.arrow_schema(reports.SUMMARY_SCHEMA).field("fleet_coverage_pct").type,
+        pa.float64(),
         "Fleet coverage that day",
     ),
     Column(
         "coverage_7d_avg",
         "DOUBLE",
-        reports.arrow_schema(reports.SUMMARY_SCHEMA).field("fleet_coverage_pct").type,
+        pa.float64(),
         "Average of the last 7 stored report dates",
     ),
     Column(
         "trend_end_date",
         "DATE",
-        reports.arrow_schema(reports.SUMMARY_SCHEMA).field("report_date").type,
+        pa.date32(),
         "The partition this trend was computed for",
     ),
 )
