@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import importlib
 import inspect
 import json
 import os
@@ -826,110 +825,48 @@ def synthetic_lake(lake_dir: Path, n_definitions: int, regions: Sequence[str], p
     return {**counts, "accounts": n_accounts, "snapshot_date": day.isoformat()}
 
 
-def find_columnar_normalizer() -> tuple[str, Callable[..., Any]] | None:
-    """The columnar (DuckDB) normalizer, if this checkout has one."""
-    module = importlib.import_module("sm_assets.core.normalize")
-    for name in ("normalize_raw_files", "normalize_raw_files_duckdb", "normalize_files", "normalize_raw_duckdb"):
-        fn = getattr(module, name, None)
-        if callable(fn):
-            return name, fn
-    for name, fn in vars(module).items():
-        if callable(fn) and name.startswith("normalize") and "file" in name and not name.startswith("_"):
-            return name, fn
-    return None
-
-
-def _columnar_call(fn: Callable[..., Any], context: dict[str, Any]) -> Any:
-    """Call a normalizer whose exact signature we do not know, by parameter names."""
-    kwargs: dict[str, Any] = {}
-    for p in inspect.signature(fn).parameters.values():
-        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            continue
-        n = p.name.lower()
-        if n in ("conn", "con", "connection", "duckdb_conn", "db"):
-            value = context["conn"]
-        elif "lake" in n:
-            value = context["lake_dir"]
-        elif n in ("spec", "resource_spec", "specs"):
-            value = context["spec"] if n != "specs" else [context["spec"]]
-        elif n in ("table", "table_spec", "tablespec"):
-            value = context["spec"].table
-        elif n == "resource_type":
-            value = context["spec"].resource_type
-        elif any(k in n for k in ("out", "dest", "target")):
-            value = context["out_path"]
-        elif any(k in n for k in ("path", "file", "raw", "source", "input")):
-            paths = [str(p) for p in context["raw_paths"]]
-            value = paths if n.endswith("s") else paths[0]
-        elif n == "account_id":
-            value = context["account_id"]
-        elif "date" in n:
-            value = context["snapshot_date"]
-        elif "collected" in n:
-            value = context["collected_at"]
-        elif p.default is not inspect.Parameter.empty:
-            continue
-        else:
-            raise TypeError(f"cannot map parameter {p.name!r} of {fn.__name__}{inspect.signature(fn)}")
-        kwargs[p.name] = value
-    return fn(**kwargs)
-
-
 def worker_normalize(lake_dir: Path, mode: str) -> dict[str, Any]:
-    """Normalize every raw file of the lake (as the normalized assets do, account by account)."""
+    """Normalize every raw file of the lake the way the normalized assets do: the columnar path
+    (`normalize_files_per_account`: batches of files per DuckDB query, then one atomic file per
+    account, written by a few threads), or the row-wise reference for comparison."""
     import duckdb
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from sm_assets.core.lake import dataset_file, read_file, write_atomic
-    from sm_assets.core.normalize import normalized_table, snapshot_from_raw
+    from sm_assets.core.lake import dataset_file, read_file, write_atomic, write_many_atomic
+    from sm_assets.core.normalize import normalize_files_per_account, normalized_table, snapshot_from_raw
     from sm_assets.core.schemas import RAW_SCHEMA
     from sm_assets.core.specs import RESOURCE_SPECS
 
-    columnar = find_columnar_normalizer() if mode in ("auto", "columnar") else None
-    if mode == "columnar" and columnar is None:
-        raise SystemExit("no columnar normalizer in sm_assets.core.normalize")
-    used = f"sm_assets.core.normalize.{columnar[0]} (columnar)" if columnar else "normalized_table (row-wise)"
-    conn = duckdb.connect() if columnar else None
+    columnar = mode in ("auto", "columnar")
+    used = (
+        "sm_assets.core.normalize.normalize_files_per_account (columnar)" if columnar else "normalized_table (row-wise)"
+    )
+    conn = duckdb.connect()
     rows = files = 0
-    fallback = None
     t0 = time.perf_counter()
     for spec in RESOURCE_SPECS:
-        for raw_path in sorted((lake_dir / spec.raw_dataset).glob("snapshot_date=*/account_id=*.parquet")):
+        raw_paths = sorted((lake_dir / spec.raw_dataset).glob("snapshot_date=*/account_id=*.parquet"))
+        by_day: dict[date, dict[str, str]] = {}
+        for raw_path in raw_paths:
             day = date.fromisoformat(raw_path.parent.name.split("=", 1)[1])
-            account_id = raw_path.stem.split("=", 1)[1]
-            out = dataset_file(lake_dir, spec.table.name, day, account_id)
-            if columnar and fallback is None:
-                raw_meta = read_file(raw_path, RAW_SCHEMA).slice(0, 1)
-                context = {
-                    "conn": conn,
-                    "lake_dir": lake_dir,
-                    "spec": spec,
-                    "out_path": out,
-                    "raw_paths": [raw_path],
-                    "account_id": account_id,
-                    "snapshot_date": day,
-                    "collected_at": raw_meta.column("collected_at")[0].as_py() if len(raw_meta) else None,
-                }
-                try:
-                    result = _columnar_call(columnar[1], context)
-                except TypeError as exc:
-                    fallback = str(exc)
-                    used = f"normalized_table (row-wise; columnar {columnar[0]} not callable here: {exc})"
-                else:
-                    if isinstance(result, pa.Table):
-                        write_atomic(result, out)
-                        rows += result.num_rows
-                    elif isinstance(result, (str, Path)) or out.exists():
-                        rows += pq.read_metadata(str(result if isinstance(result, (str, Path)) else out)).num_rows
-                    files += 1
-                    continue
-            raw = read_file(raw_path, RAW_SCHEMA)
-            collected_at = raw.column("collected_at")[0].as_py() if raw.num_rows else datetime.now(UTC)
-            table = normalized_table(snapshot_from_raw(raw, account_id, collected_at), spec.table, spec.resource_type)
-            write_atomic(table, out)
-            rows += table.num_rows
-            files += 1
+            by_day.setdefault(day, {})[raw_path.stem.split("=", 1)[1]] = str(raw_path)
+        for day, raw_files in by_day.items():
+            if columnar:
+                for batch in normalize_files_per_account(conn, raw_files, spec.table):
+                    outs = write_many_atomic(
+                        (table, dataset_file(lake_dir, spec.table.name, day, account_id))
+                        for account_id, table in batch.items()
+                    )
+                    rows += sum(t.num_rows for t in batch.values())
+                    files += len(outs)
+                continue
+            for account_id, raw_path in raw_files.items():
+                raw = read_file(Path(raw_path), RAW_SCHEMA)
+                collected_at = raw.column("collected_at")[0].as_py() if raw.num_rows else datetime.now(UTC)
+                snapshot = snapshot_from_raw(raw, account_id, collected_at)
+                table = normalized_table(snapshot, spec.table, spec.resource_type)
+                write_atomic(table, dataset_file(lake_dir, spec.table.name, day, account_id))
+                rows += table.num_rows
+                files += 1
     return {"normalizer": used, "seconds": time.perf_counter() - t0, "rows": rows, "files": files}
 
 
@@ -997,7 +934,7 @@ def phase_scale(args: argparse.Namespace, tmp: Path) -> list[ScaleResult]:
         generate_s = time.perf_counter() - t0
         print(f"  (f) {n:,} definitions: generated {generated['files']} files in {generate_s:.1f}s", flush=True)
         modes = [args.scale_normalizer]
-        if args.scale_normalizer != "rowwise" and find_columnar_normalizer() and n <= args.scale_rowwise_max:
+        if args.scale_normalizer != "rowwise" and n <= args.scale_rowwise_max:
             modes.append("rowwise")  # the comparison, where it is affordable
         runs = []
         for mode in modes:

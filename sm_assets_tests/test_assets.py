@@ -5,6 +5,7 @@ then `dg.materialize` of every asset and check through a real (ephemeral) instan
 """
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -221,3 +222,67 @@ def test_one_batched_run_materializes_each_account_partition(
     assert status["every_region_has_status"].passed
     stored = view(settings, "SELECT count(*), count(DISTINCT account_id) FROM aws.collection_status")
     assert stored == [(len(accounts) * 9, len(accounts))]
+
+
+def test_damaged_raw_file_in_a_batch_is_named_and_loses_nothing(
+    org: DemoOrg, settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    """Normalizing many accounts per DuckDB query still names the one bad file, in one line, and the
+    normalized files of the previous run stay as they were."""
+    from sm_assets.definitions import build_definitions
+    from sm_assets.defs.inventory.automation import all_accounts_run_tags
+
+    accounts = list(instance.get_dynamic_partitions("aws_account"))
+    tags = all_accounts_run_tags(accounts)
+    job = build_definitions(settings).resolve_job_def("sagemaker_inventory_job")
+    assert job.execute_in_process(instance=instance, tags=tags).success
+    before = view(settings, "SELECT account_id, count(*) FROM aws.sagemaker_model_quality_job_definition GROUP BY 1")
+    key = NORMALIZED_KEYS["model_quality_job_definition"]
+    normalized = dg.materialize(
+        INVENTORY_ASSETS,
+        selection=[key],
+        instance=instance,
+        resources=build_resources(settings),
+        tags=tags,
+        raise_on_error=False,
+    )
+    assert normalized.success  # the normalized step alone, over the stored raw files
+
+    victim = busiest_account(org)
+    raw_files = sorted((settings.lake_dir / "raw_sagemaker_model_quality_job_definition").rglob("*.parquet"))
+    raw = next(p for p in raw_files if victim in p.name)
+    data = bytearray(raw.read_bytes())
+    for i in range(4, 200):  # damage the first data page, keep the footer readable
+        data[i] ^= 0xFF
+    raw.write_bytes(bytes(data))
+    result = dg.materialize(
+        INVENTORY_ASSETS,
+        selection=[key],
+        instance=instance,
+        resources=build_resources(settings),
+        tags=tags,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.message  # type: ignore[union-attr]
+    assert str(raw) in message and "corrupt" in message
+    assert len(message.strip().splitlines()) == 1
+    after = view(settings, "SELECT account_id, count(*) FROM aws.sagemaker_model_quality_job_definition GROUP BY 1")
+    assert sorted(after) == sorted(before)
+
+
+def test_raw_file_of_another_account_is_refused(tmp_path: Path) -> None:
+    from sm_assets.core import lake
+    from sm_assets.core.collect import AccountSnapshot, RawItem
+    from sm_assets.core.normalize import raw_table
+    from sm_assets.core.schemas import RAW_SCHEMA
+
+    snap = AccountSnapshot("111111111111", datetime.now(UTC), ())
+    snap.items.append(RawItem("endpoint", "us-east-1", "arn:x", "x", {"EndpointName": "x"}, []))
+    path = lake.write_atomic(raw_table(snap, "endpoint"), tmp_path / "account_id=222222222222.parquet")
+    assert lake.check_account_file(path, RAW_SCHEMA, "111111111111") == 1
+    with pytest.raises(lake.LakeError, match="holds rows of another account"):
+        lake.check_account_file(path, RAW_SCHEMA, "222222222222")
+    with pytest.raises(lake.LakeError, match="lake file missing"):
+        lake.check_account_file(tmp_path / "nope.parquet", RAW_SCHEMA, "222222222222")

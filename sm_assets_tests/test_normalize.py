@@ -227,3 +227,28 @@ def test_columnar_normalizer_matches_reference(tmp_path: Path) -> None:
                 assert json.loads(got[name]) == json.loads(value), name
             else:
                 assert got[name] == value, name
+
+
+def test_batched_normalize_splits_rows_back_per_account(tmp_path: Path) -> None:
+    """Many files per DuckDB query give each account exactly its own rows, empty snapshots included."""
+    from sm_assets.core.normalize import normalize_files_per_account, normalize_raw_files
+
+    raw_files: dict[str, str] = {}
+    for n, account in enumerate(["111111111111", "222222222222", "333333333333", "444444444444", "555555555555"]):
+        snap = AccountSnapshot(account, COLLECTED, (REGION,))
+        for i in range(n if n != 2 else 0):  # the third account has no definitions at all
+            body = describe(f"d{i}")
+            body["JobDefinitionArn"] = str(body["JobDefinitionArn"]).replace(ACCOUNT, account)
+            snap.items.append(item(body, [{"Key": "n", "Value": str(i)}]))
+        raw_files[account] = str(lake.write_atomic(raw_table(snap, "model_quality_job_definition"), tmp_path / account))
+    conn = duckdb.connect()
+    batches = list(normalize_files_per_account(conn, raw_files, MQ, files_per_query=2))
+    assert [list(b) for b in batches] == [list(raw_files)[:2], list(raw_files)[2:4], list(raw_files)[4:]]
+    batched = {a: t for b in batches for a, t in b.items()}
+    assert list(batched) == list(raw_files)
+    for account, path in raw_files.items():
+        alone = normalize_raw_files(conn, [path], MQ)
+        assert batched[account].schema.equals(alone.schema)
+        assert batched[account].to_pylist() == alone.to_pylist()
+        assert set(batched[account].column("account_id").to_pylist()) <= {account}
+    assert [batched[a].num_rows for a in raw_files] == [0, 1, 0, 3, 4]

@@ -7,13 +7,23 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 from dagster_duckdb import DuckDBResource
 
 from sm_assets.core.collect import AccountSnapshot, collect_accounts
 from sm_assets.core.config import Settings
-from sm_assets.core.lake import LakeError, dataset_file, latest_snapshot_date, read_file, write_atomic
+from sm_assets.core.lake import (
+    LakeError,
+    check_account_file,
+    dataset_file,
+    latest_snapshot_date,
+    read_file,
+    write_atomic,
+    write_many_atomic,
+)
 from sm_assets.core.lake import refresh_inventory_views as refresh_views
-from sm_assets.core.normalize import normalize_raw_files, raw_table, status_table
+from sm_assets.core.normalize import NormalizeError, normalize_files_per_account, raw_table, status_table
 from sm_assets.core.schemas import (
     COLLECTION_STATUS_DATASET,
     COLLECTION_STATUS_SCHEMA,
@@ -340,27 +350,53 @@ def scratch_connection() -> duckdb.DuckDBPyConnection:
     return duckdb.connect()
 
 
-def normalize_account(
-    settings: Settings, spec: ResourceSpec, account_id: str, conn: duckdb.DuckDBPyConnection
-) -> tuple[Path, date, list[dict]]:
-    """Normalize the account's latest raw snapshot into its table file; returns (file, date, status rows)."""
-    snapshot_date = latest_snapshot_date(settings.lake_dir, COLLECTION_STATUS_DATASET, account_id)
-    if snapshot_date is None:
-        raise dg.Failure(f"No collected snapshot for account {account_id}: materialize the raw assets first")
-    try:
-        status = read_file(
-            _lake_path(settings, COLLECTION_STATUS_DATASET, snapshot_date, account_id), COLLECTION_STATUS_SCHEMA
-        )
+def normalize_accounts(
+    settings: Settings, spec: ResourceSpec, account_ids: list[str], conn: duckdb.DuckDBPyConnection
+) -> dict[str, tuple[Path, date, list[dict], dict[str, int]]]:
+    """Normalize each account's latest raw snapshot into its table file.
+
+    Returns account -> (file, snapshot date, status rows, rows by region). The raw files go through
+    DuckDB in batches (normalize.normalize_files_per_account), not one query per account.
+    """
+    plan: dict[str, tuple[Path, date, list[dict]]] = {}
+    for account_id in account_ids:
+        snapshot_date = latest_snapshot_date(settings.lake_dir, COLLECTION_STATUS_DATASET, account_id)
+        if snapshot_date is None:
+            raise dg.Failure(f"No collected snapshot for account {account_id}: materialize the raw assets first")
         raw_path = _lake_path(settings, spec.raw_dataset, snapshot_date, account_id)
-        raw = read_file(raw_path, RAW_SCHEMA)
-    except LakeError as exc:
+        try:
+            status = read_file(
+                _lake_path(settings, COLLECTION_STATUS_DATASET, snapshot_date, account_id), COLLECTION_STATUS_SCHEMA
+            )
+            check_account_file(raw_path, RAW_SCHEMA, account_id)
+        except LakeError as exc:
+            raise dg.Failure(str(exc)) from None
+        plan[account_id] = (raw_path, snapshot_date, status.to_pylist())
+    raw_files = {a: str(raw_path) for a, (raw_path, _, _) in plan.items()}
+    written: dict[str, tuple[Path, date, list[dict], dict[str, int]]] = {}
+    try:
+        for batch in normalize_files_per_account(conn, raw_files, spec.table):
+            outs = write_many_atomic(
+                (table, _lake_path(settings, spec.table.name, plan[a][1], a)) for a, table in batch.items()
+            )
+            for (account_id, table), out in zip(batch.items(), outs, strict=True):
+                _, day, status = plan[account_id]
+                written[account_id] = (out, day, status, rows_by_region(table))
+    except duckdb.Error as exc:
+        # Name the file: the footer check passed, so a data page is damaged somewhere in the batch.
+        for raw_path, _, _ in plan.values():
+            try:
+                read_file(raw_path, RAW_SCHEMA)
+            except LakeError as lake_exc:
+                raise dg.Failure(str(lake_exc)) from None
+        raise dg.Failure(f"normalizing {spec.raw_dataset} failed: {str(exc).splitlines()[0]}") from None
+    except NormalizeError as exc:
         raise dg.Failure(str(exc)) from None
-    if raw.num_rows and set(raw.column("account_id").to_pylist()) != {account_id}:
-        raise dg.Failure(f"raw file for {account_id} holds rows of another account")
-    # Columnar: one DuckDB query per file, no per-row Python (see normalize.normalize_select_sql).
-    table = normalize_raw_files(conn, [str(raw_path)], spec.table)
-    out = write_atomic(table, _lake_path(settings, spec.table.name, snapshot_date, account_id))
-    return out, snapshot_date, status.to_pylist()
+    return written
+
+
+def rows_by_region(table: pa.Table) -> dict[str, int]:
+    return {e["values"].as_py(): e["counts"].as_py() for e in pc.value_counts(table.column("region"))}
 
 
 TABLE_CHECKS = (
@@ -398,18 +434,11 @@ def build_normalized_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         settings = sm_config.settings()
         # In-memory DuckDB (`duckdb` here is the resource): normalizing needs no lock on the shared file.
         with scratch_connection() as scratch:
-            written = {a: normalize_account(settings, spec, a, scratch) for a in context.partition_keys}
-        paths = [out for out, _, _ in written.values()]
+            written = normalize_accounts(settings, spec, list(context.partition_keys), scratch)
+        paths = [out for out, _, _, _ in written.values()]
         with duckdb.get_connection() as conn:
             refresh_views(conn, settings.lake_dir)
             checks = run_table_checks(conn, spec, paths, key)
-            counts = conn.execute(
-                f"SELECT account_id, region, count(*) FROM read_parquet([{', '.join(_sql_path(p) for p in paths)}]) "
-                "GROUP BY ALL ORDER BY ALL"
-            ).fetchall()
-        by_account: dict[str, dict[str, int]] = {a: {} for a in written}
-        for account_id, region, n in counts:
-            by_account[account_id][region] = n
         schema_meta = {
             "dagster/column_schema": table_schema(table),
             "dagster/column_lineage": column_lineage(spec),
@@ -418,21 +447,22 @@ def build_normalized_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         per_account = {
             a: {
                 "snapshot_date": day.isoformat(),
-                "dagster/row_count": sum(by_account[a].values()),
-                "rows_by_region": dg.MetadataValue.json(by_account[a]),
+                "dagster/row_count": sum(regions.values()),
+                "rows_by_region": dg.MetadataValue.json(dict(sorted(regions.items()))),
                 **schema_meta,
                 "path": dg.MetadataValue.path(str(out)),
             }
-            for a, (out, day, _) in written.items()
+            for a, (out, day, _, regions) in written.items()
         }
-        total = {"accounts": len(written), "dagster/row_count": sum(n for *_, n in counts), **schema_meta}
+        total_rows = sum(sum(regions.values()) for *_, regions in written.values())
+        total = {"accounts": len(written), "dagster/row_count": total_rows, **schema_meta}
         yield _emit(context, key, per_account, total)
         yield from checks
         # Everything reachable is stored above; still make the run red when data is missing for a
         # reason other than denied access, so a scheduled run never looks green with holes in it.
         failed = [
             f"{a} {row['region']}: {row['error_code']}: {row['message']}"
-            for a, (_, _, status) in written.items()
+            for a, (_, _, status, _) in written.items()
             for row in status
             if row["resource_type"] == spec.resource_type and row["status"] == "error"
         ]
