@@ -178,7 +178,7 @@ def test_postgres_storage_class_deep() -> None:
         )
     assert result.success, errors(result)
     url = pg_url_from_config(result.value)
-    assert url.startswith("postgresql://dagster:") and "@dagster-db.internal:5433/dagster" in url
+    assert url.startswith("postgresql+psycopg2://dagster:") and "@dagster-db.internal:5433/dagster" in url
     assert url.endswith("?sslmode=require") and "s3cret" in url and "/with@chars" not in url  # password quoted
 
 
