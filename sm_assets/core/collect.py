@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from queue import Queue
 from typing import Any
 
 import boto3
@@ -489,11 +495,25 @@ def collect_accounts(
     specs: Sequence[ResourceSpec] = RESOURCE_SPECS,
     *,
     previous: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
-    max_accounts_in_parallel: int = 16,
+    max_accounts_in_parallel: int = 64,
     on_done: Callable[[AccountSnapshot], None] | None = None,
+    processes: int | None = None,
 ) -> dict[str, AccountSnapshot]:
-    """Collect many accounts concurrently (threads: the work is network wait, and boto3 clients are
-    thread-safe). Each account still gets its own region workers; `on_done` reports progress."""
+    """Collect many accounts concurrently; each account still gets its own region workers, and
+    `on_done` reports each account as it completes.
+
+    Threads do the waiting (the work is mostly network wait; boto3 clients are thread-safe). But
+    botocore spends ~3 ms of CPU per call under the GIL, so one process tops out at one core: with
+    `processes` > 1 (default `settings.collect_processes`) the accounts are sharded over that many
+    worker processes, each running the threaded collector on its share.
+    """
+    processes = settings.collect_processes if processes is None else processes
+    # A worker process costs ~0.5 s to start; below a few accounts per worker it doesn't pay.
+    processes = max(1, min(processes, len(account_ids) // MIN_ACCOUNTS_PER_PROCESS))
+    if processes > 1:
+        return _collect_in_processes(
+            account_ids, settings, specs, previous, max_accounts_in_parallel, on_done, processes
+        )
     base_session = boto3.Session()
     sts_client = base_session.client(
         "sts", region_name=settings.regions[0], config=client_config(max_pool_connections=max_accounts_in_parallel)
@@ -513,3 +533,118 @@ def collect_accounts(
         for snap in pool.map(one, account_ids):
             results[snap.account_id] = snap
     return results
+
+
+MIN_ACCOUNTS_PER_PROCESS = 4
+
+
+def _collect_in_processes(
+    account_ids: Sequence[str],
+    settings: Settings,
+    specs: Sequence[ResourceSpec],
+    previous: Mapping[str, Mapping[str, dict[str, Any]]] | None,
+    max_accounts_in_parallel: int,
+    on_done: Callable[[AccountSnapshot], None] | None,
+    processes: int,
+) -> dict[str, AccountSnapshot]:
+    """Shard the accounts over `python -m sm_assets.core.collect_worker` processes.
+
+    Plain subprocesses, not multiprocessing: spawn would re-import the caller's __main__ (for a Dagster
+    process, the whole dagster CLI) and fork is unsafe in a process with threads. Each worker reads
+    its job as one pickle on stdin and sends one pickled AccountSnapshot per finished account.
+    """
+    shards = [list(account_ids[i::processes]) for i in range(processes)]
+    per_process = max(1, -(-max_accounts_in_parallel // processes))
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    inbox: Queue[tuple[str, Any]] = Queue()
+    workers: list[subprocess.Popen[bytes]] = []
+    readers: list[threading.Thread] = []
+
+    def read_results(proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        try:
+            while True:
+                inbox.put(pickle.load(proc.stdout))
+        except EOFError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - a garbled stream counts as a dead worker
+            inbox.put(("error", f"collector worker stream broken: {type(exc).__name__}: {exc}"))
+        inbox.put(("exit", proc.pid))
+
+    try:
+        for shard in shards:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sm_assets.core.collect_worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+            workers.append(proc)
+            job = (shard, settings, tuple(specs), {a: (previous or {}).get(a, {}) for a in shard}, per_process)
+            assert proc.stdin is not None
+            pickle.dump(job, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            proc.stdin.close()
+            reader = threading.Thread(target=read_results, args=(proc,), daemon=True)
+            reader.start()
+            readers.append(reader)
+        results: dict[str, AccountSnapshot] = {}
+        worker_errors: list[str] = []
+        exited = 0
+        while exited < len(workers) and len(results) < len(account_ids):
+            kind, payload = inbox.get()
+            if kind == "snapshot":
+                results[payload.account_id] = payload
+                if on_done:
+                    on_done(payload)
+            elif kind == "error":
+                worker_errors.append(payload)
+            else:
+                exited += 1
+    finally:
+        for proc in workers:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    # A worker that died takes down only its unfinished accounts: they are recorded as errors.
+    failed = [w.returncode for w in workers if w.returncode]
+    reason = worker_errors[0] if worker_errors else f"collector worker process exited with {failed or 'no result'}"
+    for account_id in account_ids:
+        if account_id not in results:
+            snap = AccountSnapshot(account_id=account_id, collected_at=datetime.now(UTC), regions=settings.regions)
+            snap.statuses = [
+                StatusRecord(region, spec.resource_type, "error", "CollectorWorkerFailed", reason[:500])
+                for region in settings.regions
+                for spec in specs
+            ]
+            results[account_id] = snap
+            if on_done:
+                on_done(snap)
+    return {a: results[a] for a in account_ids}
+
+
+def run_worker(job_stream: Any, out_stream: Any) -> None:
+    """The worker side of `_collect_in_processes` (see collect_worker.py)."""
+    account_ids, settings, specs, previous, max_accounts_in_parallel = pickle.load(job_stream)
+    lock = threading.Lock()
+
+    def send(message: tuple[str, Any]) -> None:
+        with lock:
+            pickle.dump(message, out_stream, protocol=pickle.HIGHEST_PROTOCOL)
+            out_stream.flush()
+
+    try:
+        collect_accounts(
+            account_ids,
+            settings,
+            specs,
+            previous=previous,
+            max_accounts_in_parallel=max_accounts_in_parallel,
+            on_done=lambda snap: send(("snapshot", snap)),
+            processes=1,
+        )
+    except Exception as exc:  # noqa: BLE001 - tell the parent why, then exit non-zero
+        send(("error", f"{type(exc).__name__}: {exc}"))
+        raise

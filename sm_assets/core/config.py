@@ -89,6 +89,19 @@ def validate_points(value: float | str) -> float:
     return points
 
 
+def parse_processes(value: int | str) -> int:
+    """SM_ASSETS_COLLECT_PROCESSES: a positive count, or "auto" (one per CPU core, at most 8)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"SM_ASSETS_COLLECT_PROCESSES {value!r} is not a number or 'auto'") from None
+    if not 1 <= count <= 64:
+        raise ConfigError(f"SM_ASSETS_COLLECT_PROCESSES {count} must lie in [1, 64]")
+    return count
+
+
 def ensure_writable_dir(path: Path) -> Path:
     """Create the data dir if needed and prove we can write into it."""
     try:
@@ -109,6 +122,8 @@ class Settings:
     accounts: tuple[str, ...] | None  # None: discover through AWS Organizations
     coverage_drop_warn_points: float = DEFAULT_COVERAGE_DROP_WARN_POINTS
     redact_secrets: bool = True  # Environment values / secret-looking ContainerArguments never stored
+    # Worker processes for collection (1: threads in this process only; moto's in-process mock needs that).
+    collect_processes: int = 1
 
     @property
     def duckdb_path(self) -> Path:
@@ -129,6 +144,7 @@ class Settings:
         accounts: list[str] | tuple[str, ...] | None = None,
         coverage_drop_warn_points: float | str = DEFAULT_COVERAGE_DROP_WARN_POINTS,
         redact_secrets: bool | str = True,
+        collect_processes: int | str = 1,
         check_writable: bool = True,
     ) -> Settings:
         path = Path(data_dir).expanduser().resolve()
@@ -142,6 +158,7 @@ class Settings:
             accounts=validate_accounts(list(accounts)) if accounts else None,
             coverage_drop_warn_points=validate_points(coverage_drop_warn_points),
             redact_secrets=parse_bool("SM_ASSETS_REDACT_SECRETS", redact_secrets),
+            collect_processes=parse_processes(collect_processes),
         )
 
     @classmethod
@@ -156,5 +173,6 @@ class Settings:
             coverage_drop_warn_points=env.get("SM_ASSETS_COVERAGE_DROP_WARN_POINTS")
             or DEFAULT_COVERAGE_DROP_WARN_POINTS,
             redact_secrets=env.get("SM_ASSETS_REDACT_SECRETS") or True,
+            collect_processes=env.get("SM_ASSETS_COLLECT_PROCESSES") or "auto",
             check_writable=check_writable,
         )

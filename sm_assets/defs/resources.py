@@ -24,6 +24,10 @@ class SmAssetsConfig(dg.ConfigurableResource):
         default=True,
         description="Replace Environment values and secret-looking ContainerArguments before storing anything",
     )
+    collect_processes: int = Field(
+        default=1,
+        description="Worker processes collecting accounts in parallel (SM_ASSETS_COLLECT_PROCESSES; 1: threads only)",
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SmAssetsConfig":
@@ -35,6 +39,7 @@ class SmAssetsConfig(dg.ConfigurableResource):
             accounts=list(settings.accounts) if settings.accounts else None,
             coverage_drop_warn_points=settings.coverage_drop_warn_points,
             redact_secrets=settings.redact_secrets,
+            collect_processes=settings.collect_processes,
         )
 
     def settings(self) -> Settings:
@@ -47,6 +52,7 @@ class SmAssetsConfig(dg.ConfigurableResource):
             accounts=self.accounts,
             coverage_drop_warn_points=self.coverage_drop_warn_points,
             redact_secrets=self.redact_secrets,
+            collect_processes=self.collect_processes,
         )
 
 

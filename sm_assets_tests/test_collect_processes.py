@@ -1,0 +1,116 @@
+"""The collector sharded over worker processes, against the demo org on a fake AWS *server* (an
+in-process moto mock would be invisible to the workers)."""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sm_assets.core.collect import AccountSnapshot, collect_accounts
+from sm_assets.core.config import Settings
+from sm_assets.demo.seed import DemoOrg
+
+REGIONS = ("us-east-1", "eu-west-1")
+
+
+@pytest.fixture(scope="module")
+def served_org() -> Iterator[tuple[str, DemoOrg]]:
+    from sm_assets.demo.fake_aws import fake_aws_server
+    from sm_assets.demo.seed import seed_demo_org
+
+    # Module scope outlives monkeypatch (and runs before conftest's autouse fixture): save and restore by hand.
+    fake = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in [*fake, "AWS_ENDPOINT_URL"]}
+    with fake_aws_server() as endpoint:
+        os.environ.update(fake, AWS_ENDPOINT_URL=endpoint)
+        try:
+            yield endpoint, seed_demo_org(endpoint, regions=REGIONS, accounts=8, seed=5)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+@pytest.fixture
+def endpoint(served_org: tuple[str, DemoOrg], monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", served_org[0])  # the workers inherit the environment
+    return served_org[0]
+
+
+def summary(snap: AccountSnapshot) -> tuple:
+    items = sorted((i.resource_type, i.region, i.arn, str(i.describe), str(i.tags)) for i in snap.items)
+    statuses = sorted((s.region, s.resource_type, s.status, s.error_code, s.item_count) for s in snap.statuses)
+    return items, statuses
+
+
+def test_worker_processes_collect_exactly_what_threads_do(
+    endpoint: str, served_org: tuple[str, DemoOrg], tmp_path: Path
+) -> None:
+    org = served_org[1]
+    settings = Settings.build(data_dir=tmp_path, regions=REGIONS, role_name=org.role_name)
+    accounts = org.active_account_ids
+    assert len(accounts) >= 8  # enough for two workers (4 accounts each at least)
+    done: list[str] = []
+    sharded = collect_accounts(accounts, settings, processes=2, on_done=lambda s: done.append(s.account_id))
+    threaded = collect_accounts(accounts, settings, processes=1)
+    assert sorted(done) == sorted(accounts)  # progress for every account, once
+    assert list(sharded) == accounts  # in the caller's order
+    for account_id in accounts:
+        assert summary(sharded[account_id]) == summary(threaded[account_id]), account_id
+    expected = org.expected_definition_arns()
+    for account_id, arns in expected.items():
+        got = {i.arn for i in sharded[account_id].items_of("model_quality_job_definition")}
+        assert got == set(arns)
+    for denied in org.denied_account_ids:
+        assert {s.status for s in sharded[denied].statuses} == {"access_denied"}
+
+
+def test_a_dying_worker_costs_only_its_unfinished_accounts(
+    endpoint: str, served_org: tuple[str, DemoOrg], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = served_org[1]
+    accounts = org.active_account_ids
+    victim = accounts[0]  # shard 0 (accounts[0::2]) dies on it
+    # The worker imports sitecustomize at start: make its collector exit hard on the victim account.
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os\n"
+        "import sm_assets.core.collect as c\n"
+        "_real = c.collect_account\n"
+        "def _dying(account_id, *a, **k):\n"
+        f"    if account_id == {victim!r}:\n"
+        "        os._exit(3)\n"
+        "    return _real(account_id, *a, **k)\n"
+        "c.collect_account = _dying\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(hook))
+    settings = Settings.build(data_dir=tmp_path / "data", regions=REGIONS, role_name=org.role_name)
+    result = collect_accounts(accounts, settings, processes=2)
+    assert list(result) == accounts
+    victim_statuses = result[victim].statuses
+    assert victim_statuses and {s.status for s in victim_statuses} == {"error"}
+    assert {s.error_code for s in victim_statuses} == {"CollectorWorkerFailed"}
+    assert "exited with [3]" in victim_statuses[0].message
+    other_shard = accounts[1::2]
+    expected = org.expected_definition_arns()
+    for account_id in other_shard:  # the healthy worker's accounts are all there, complete
+        assert all(s.status != "error" for s in result[account_id].statuses), account_id
+        if account_id in expected:
+            got = {i.arn for i in result[account_id].items_of("model_quality_job_definition")}
+            assert got == set(expected[account_id])
+
+
+def test_auto_means_one_worker_per_core_and_small_runs_stay_in_process(tmp_path: Path) -> None:
+    from sm_assets.core.config import ConfigError
+
+    auto = Settings.from_env({"SM_ASSETS_DATA_DIR": str(tmp_path)}).collect_processes
+    assert auto == max(1, min(8, len(os.sched_getaffinity(0))))
+    assert Settings.build(data_dir=tmp_path, regions=REGIONS, role_name="r").collect_processes == 1
+    with pytest.raises(ConfigError, match="SM_ASSETS_COLLECT_PROCESSES 'many' is not a number"):
+        Settings.from_env({"SM_ASSETS_DATA_DIR": str(tmp_path), "SM_ASSETS_COLLECT_PROCESSES": "many"})
+    with pytest.raises(ConfigError, match="must lie in"):
+        Settings.from_env({"SM_ASSETS_DATA_DIR": str(tmp_path), "SM_ASSETS_COLLECT_PROCESSES": "0"})
