@@ -64,7 +64,18 @@ RESULTS = Path("benchmarks") / "results.md"  # relative to the checkout the run 
 QUICK_ACCOUNTS = 5
 DEFAULT_SCALE_SIZES = "100000,1000000"
 QUICK_SCALE_SIZES = "5000,20000"
-USABLE_CORES_THREADED = 1  # one Python process: its threads share the GIL
+
+
+def collector_processes() -> int:
+    """Worker processes the product's collector uses here (SM_ASSETS_COLLECT_PROCESSES=auto)."""
+    from sm_assets.core.config import parse_processes
+
+    return parse_processes("auto")
+
+
+def usable_cores() -> int:
+    """Cores the collector can use: one per worker process (threads share a process's GIL), at most the CPUs."""
+    return max(1, min(collector_processes(), len(os.sched_getaffinity(0))))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -189,10 +200,13 @@ def measured(server: RemoteBench) -> Iterator[dict[str, Any]]:
     out["stats"] = server.stats()
 
 
-def settings_for(args: argparse.Namespace, data_dir: Path) -> Any:
+def settings_for(args: argparse.Namespace, data_dir: Path, processes: int | str = "auto") -> Any:
+    """The product's settings; `processes` as SM_ASSETS_COLLECT_PROCESSES (auto: what `sm-assets refresh` uses)."""
     from sm_assets.core.config import Settings
 
-    return Settings.build(data_dir=data_dir, regions=args.regions, role_name=args.role_name)
+    return Settings.build(
+        data_dir=data_dir, regions=args.regions, role_name=args.role_name, collect_processes=processes
+    )
 
 
 def bare_collector(settings: Any) -> tuple[str, Callable[[], tuple[int, int]]]:
@@ -207,7 +221,9 @@ def bare_collector(settings: Any) -> tuple[str, Callable[[], tuple[int, int]]]:
     if callable(many):
         params = inspect.signature(many).parameters
         workers = params.get("max_accounts_in_parallel")
-        detail = f", {workers.default} accounts in parallel" if workers is not None else ""
+        detail = f", {workers.default} accounts in flight" if workers is not None else ""
+        n_proc = getattr(settings, "collect_processes", 1)
+        detail += f", {n_proc} worker process{'es' if n_proc > 1 else ''}"
 
         def run_many() -> tuple[int, int]:
             return tally(many(collect.resolve_account_ids(settings), settings))
@@ -224,7 +240,8 @@ def phase_calibrate(server: RemoteBench, args: argparse.Namespace, tmp: Path) ->
     """Client CPU per call: the bare collector against a zero-latency, never-throttling server."""
     from sm_assets.core import collect
 
-    settings = settings_for(args, tmp / "calibrate")
+    # One process: the CPU per call is measured as this process's CPU time.
+    settings = settings_for(args, tmp / "calibrate", processes=1)
     server.configure(latency_s=0, rate=None)
     try:
         # Warm-up: botocore loads and caches its service models on first use.
@@ -595,7 +612,8 @@ def compute_limit(fleet: Fleet, args: argparse.Namespace, calibration: Phase) ->
     # (calls - burst) / rate seconds however the client is built.
     throttle = max(0.0, (busiest - args.burst) / args.rate) if args.rate and args.rate > 0 else 0.0
     cpu_per_call = (calibration.client_cpu_s or 0.0) / max(1, calibration.calls)
-    cpu = expected["total"] * cpu_per_call / USABLE_CORES_THREADED
+    cores = usable_cores()
+    cpu = expected["total"] * cpu_per_call / cores
     return Limit(
         seconds=max(throttle, cpu),
         throttle_floor_s=throttle,
@@ -603,7 +621,7 @@ def compute_limit(fleet: Fleet, args: argparse.Namespace, calibration: Phase) ->
         busiest_bucket_calls=busiest,
         calls=expected["total"],
         cpu_per_call_ms=1000 * cpu_per_call,
-        cores=USABLE_CORES_THREADED,
+        cores=cores,
         latency_chain_s=busiest * args.latency_ms / 1000,
     )
 
@@ -1041,9 +1059,10 @@ def detail_lines(phases: dict[str, Phase], limit: Limit | None, args: argparse.N
             f"{args.burst:g}) / {args.rate:g} calls/s = {limit.throttle_floor_s:.2f}s (the bucket starts full, so "
             f"`burst` calls need no wait; calls/rate without the burst would say "
             f"{limit.busiest_bucket_calls / args.rate if args.rate else 0:.2f}s). CPU floor = {limit.calls:,} calls x "
-            f"{limit.cpu_per_call_ms:.2f} ms / {limit.cores} core = {limit.cpu_floor_s:.2f}s: the collector is one "
-            "Python process whose threads share the GIL, so it can use 1 core however many threads it runs "
-            f"(this machine has {os.cpu_count()}, and the fake server uses part of the second). "
+            f"{limit.cpu_per_call_ms:.2f} ms / {limit.cores} core(s) = {limit.cpu_floor_s:.2f}s: the collector runs "
+            f"{collector_processes()} worker process(es) (SM_ASSETS_COLLECT_PROCESSES=auto), and a process's threads "
+            f"share its GIL, so it can use {limit.cores} of this machine's {os.cpu_count()} cores (the fake server "
+            "runs on the same cores, so this floor is optimistic). "
             f"For reference, the latency chain of the busiest account-region run call by call is "
             f"{limit.busiest_bucket_calls} x {args.latency_ms:g} ms = {limit.latency_chain_s:.2f}s."
         )
