@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from sm_assets.core import reports
@@ -526,7 +527,7 @@ def test_coverage_rows_and_dtypes(day3: reports.ReportResult) -> None:
 
 
 def test_findings_rich_account_region(day3: reports.ReportResult) -> None:
-    f = day3.findings
+    f = day3.findings.to_pandas()
     assert _finding_arns(f, A, US, "endpoint_unmonitored") == [
         _us("endpoint", "ep-dq"),
         _us("endpoint", "ep-stopped"),
@@ -563,7 +564,7 @@ def test_findings_rich_account_region(day3: reports.ReportResult) -> None:
 
 
 def test_findings_details(day3: reports.ReportResult) -> None:
-    f = day3.findings.set_index("resource_arn")
+    f = day3.findings.to_pandas().set_index("resource_arn")
     detail = f["detail"]
     assert detail[_us("endpoint", "ep-dq")] == (
         "endpoint ep-dq is InService with no Scheduled ModelQuality monitoring schedule "
@@ -588,7 +589,7 @@ def test_findings_details(day3: reports.ReportResult) -> None:
 
 
 def test_findings_collection_rows(day3: reports.ReportResult) -> None:
-    f = day3.findings
+    f = day3.findings.to_pandas()
     coll = f[f["finding"].str.startswith("collection_")].sort_values(["account_id", "region"])
     assert list(zip(coll["account_id"], coll["region"], coll["finding"], coll["severity"], strict=True)) == [
         (A, EU, "collection_error", "low"),
@@ -611,13 +612,22 @@ def test_findings_collection_rows(day3: reports.ReportResult) -> None:
 
 
 def test_findings_total_order_and_columns(day3: reports.ReportResult) -> None:
-    f = day3.findings
+    assert day3.findings.schema == reports.arrow_schema(reports.FINDINGS_SCHEMA)
+    f = day3.findings.to_pandas()
     assert list(f.columns) == list(reports.FINDINGS_COLUMNS)
     assert (f["report_date"] == DAY3).all()
     # 15 (A us) + 1 (A eu error) + 2 (B: unmonitored ep-b2, eu error) + 2 (C denied)
     assert len(f) == 20
     ranks = f["severity"].map({"high": 0, "medium": 1, "low": 2}).tolist()
     assert ranks == sorted(ranks)
+    # the full report order: severity, account, region, finding, resource (collection findings first)
+    keys = [
+        (rank, account, region, finding, arn or "")
+        for rank, account, region, finding, arn in zip(
+            ranks, f["account_id"], f["region"], f["finding"], f["resource_arn"], strict=True
+        )
+    ]
+    assert keys == sorted(keys)
     assert _finding_arns(f, B, US, "endpoint_unmonitored") == [_arn(B, US, "endpoint", "ep-b2")]
 
 
@@ -639,20 +649,24 @@ def test_agreement_holds_on_fixture(day2: reports.ReportResult, day3: reports.Re
 
 
 def test_agreement_detects_dropped_finding(day3: reports.ReportResult) -> None:
-    f = day3.findings
+    f = day3.findings.to_pandas()
     drop = f.index[(f["finding"] == "endpoint_unmonitored") & (f["account_id"] == A)][0]
     problems = reports.check_findings_agreement(day3.coverage, f.drop(index=drop))
     assert problems == [
         "2024-05-03 111111111111 us-east-1: endpoint_unmonitored findings=1 but coverage implies 2 "
         "(collection_status=ok)"
     ]
+    # the Arrow table (what compute_reports returns) is checked the same way
+    dropped = pa.Table.from_pandas(f.drop(index=drop), schema=day3.findings.schema, preserve_index=False)
+    assert reports.check_findings_agreement(day3.coverage, dropped) == problems
 
 
 def test_agreement_detects_planted_coverage_and_stray_findings(day3: reports.ReportResult) -> None:
     cov = day3.coverage.copy()
     cov.loc[(cov["account_id"] == A) & (cov["region"] == US), "definitions_with_baseline"] = 6
-    stray = day3.findings.iloc[[0]].assign(account_id=C, region=US, finding="no_baseline", severity="medium")
-    problems = reports.check_findings_agreement(cov, pd.concat([day3.findings, stray], ignore_index=True))
+    findings = day3.findings.to_pandas()
+    stray = findings.iloc[[0]].assign(account_id=C, region=US, finding="no_baseline", severity="medium")
+    problems = reports.check_findings_agreement(cov, pd.concat([findings, stray], ignore_index=True))
     assert problems == [
         "2024-05-03 111111111111 us-east-1: no_baseline findings=2 but coverage implies 1 (collection_status=ok)",
         "2024-05-03 333333333333 us-east-1: no_baseline findings=1 but coverage implies 0 "
@@ -682,12 +696,13 @@ def test_as_of_day2_uses_a_at_day1_and_b_at_day2(day2: reports.ReportResult) -> 
     }
     a_us = _row(day2.coverage, A, US)
     assert (a_us["endpoints_in_service"], a_us["coverage_pct"], a_us["definitions_total"]) == (1, 100.0, 1)
-    assert day2.findings["finding"].value_counts().to_dict() == {
+    findings = day2.findings.to_pandas()
+    assert findings["finding"].value_counts().to_dict() == {
         "no_baseline": 1,
         "endpoint_unmonitored": 1,
         "collection_error": 1,
     }
-    assert (day2.findings["report_date"] == DAY2).all()
+    assert (findings["report_date"] == DAY2).all()
 
 
 def test_as_of_day3_uses_a_at_day3_b_at_day2(day3: reports.ReportResult) -> None:
@@ -699,7 +714,8 @@ def test_as_of_day3_uses_a_at_day3_b_at_day2(day3: reports.ReportResult) -> None
 def test_as_of_before_any_snapshot_is_empty_with_reason(conn: duckdb.DuckDBPyConnection) -> None:
     result = reports.compute_reports(conn, DAY0, REGIONS)
     assert result.reason == ("no collection snapshots on or before 2024-04-30 (earliest snapshot is 2024-05-01)")
-    assert result.coverage.empty and result.findings.empty and result.summary.empty
+    assert result.coverage.empty and result.findings.num_rows == 0 and result.summary.empty
+    assert result.findings.schema == reports.arrow_schema(reports.FINDINGS_SCHEMA)
     assert list(result.coverage.columns) == list(reports.COVERAGE_COLUMNS)
     assert list(result.summary.columns) == list(reports.SUMMARY_COLUMNS)
     assert result.snapshot_dates_used == {}
@@ -923,3 +939,19 @@ def test_coverage_trend(conn: duckdb.DuckDBPyConnection) -> None:
     loose = reports.coverage_trend(conn, DAY3, days=30)
     assert loose["accounts_ok"].tolist() == [1, 2, 1]
     assert loose["fleet_coverage_pct"].tolist() == [100.0, pytest.approx(200 / 3), 50.0]
+
+
+def test_coverage_trend_reusing_a_report_is_identical(
+    conn: duckdb.DuckDBPyConnection, day3: reports.ReportResult
+) -> None:
+    # day3's summary and previous summary (day2) stand in for two of the three dates
+    trend = reports.coverage_trend(conn, DAY3, days=30, regions=REGIONS)
+    assert reports.coverage_trend(conn, DAY3, days=30, regions=REGIONS, reuse=day3).equals(trend)
+    # a report for other regions is not reused
+    other = reports.compute_reports(conn, DAY3, [US])
+    assert reports.coverage_trend(conn, DAY3, days=30, regions=REGIONS, reuse=other).equals(trend)
+
+
+def test_compute_reports_leaves_no_temporary_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    reports.compute_reports(conn, DAY3, REGIONS)
+    assert conn.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall() == [(0,)]

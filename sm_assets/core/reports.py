@@ -67,11 +67,21 @@ Every finding agrees with a coverage column; see :func:`check_findings_agreement
 
 DataFrame dtypes: BIGINT -> ``Int64``, DOUBLE -> ``Float64`` (NULL is ``pd.NA``), DATE ->
 ``datetime.date`` objects, VARCHAR -> ``str``. :func:`to_arrow` converts with the exact schema.
+Findings, one row per finding (millions at fleet scale), stay an Arrow table with the exact schema
+from DuckDB to Parquet; :func:`check_findings_agreement` and :func:`findings_by_severity` take it as
+is (or a DataFrame).
+
+Scale: a report scans each history view once. The account-regions' status and the per-resource
+flags are materialized as temporary tables (dropped afterwards); coverage is aggregated from them and
+the findings are built from them, one sorted query per severity. The previous report date's findings
+are only counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -79,6 +89,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sm_assets.core.schemas import Column
 
@@ -245,32 +256,35 @@ RESOURCE_TYPES: tuple[str, ...] = ("model_quality_job_definition", "endpoint", "
 
 # --------------------------------------------------------------------------------------------------
 # SQL. Parameters: $report_date DATE, $regions VARCHAR[], $all_regions BOOLEAN, $resource_types.
+#
+# The building blocks are named CTE bodies. The trend runs them as one coverage query; a full report
+# materializes the status and the per-resource flags once into temporary tables (one scan of each
+# history view), then reads coverage and findings from those.
 # --------------------------------------------------------------------------------------------------
 
-_BASE_CTES = """
-WITH
-snap AS (
+_CTES: dict[str, str] = {
+    "snap": """
     -- each account's latest snapshot on or before the report date, from collection status because
     -- an account with zero resources has no resource rows
     SELECT account_id, max(snapshot_date) AS snapshot_date
     FROM aws.collection_status_history
     WHERE snapshot_date <= $report_date
     GROUP BY account_id
-),
-snap_status AS (
+""",
+    "snap_status": """
     SELECT h.*
     FROM aws.collection_status_history h
     JOIN snap s ON h.account_id = s.account_id AND h.snapshot_date = s.snapshot_date
-),
-account_regions AS (
+""",
+    "account_regions": """
     SELECT s.account_id, s.snapshot_date, r.region
     FROM snap s CROSS JOIN (SELECT DISTINCT unnest($regions::VARCHAR[]) AS region) r
     WHERE NOT $all_regions
     UNION
     -- trend without configured regions: whatever regions each snapshot recorded
     SELECT account_id, snapshot_date, region FROM snap_status WHERE $all_regions
-),
-status_cells AS (
+""",
+    "status_cells": """
     -- every expected (account, region, resource_type); a missing status row means not collected
     SELECT
         ar.account_id, ar.snapshot_date, ar.region, t.resource_type,
@@ -283,8 +297,8 @@ status_cells AS (
     CROSS JOIN (SELECT unnest($resource_types::VARCHAR[]) AS resource_type) t
     LEFT JOIN snap_status h
         ON h.account_id = ar.account_id AND h.region = ar.region AND h.resource_type = t.resource_type
-),
-region_status AS (
+""",
+    "region_status": """
     SELECT
         account_id, snapshot_date, region,
         CASE WHEN bool_or(status = 'access_denied') THEN 'access_denied'
@@ -297,19 +311,21 @@ region_status AS (
             END, '; ' ORDER BY resource_type) AS status_detail
     FROM status_cells
     GROUP BY account_id, snapshot_date, region
-),
-ok_regions AS (
+""",
+    "ok_regions": """
     SELECT account_id, snapshot_date, region FROM region_status WHERE collection_status = 'ok'
-),
-ep AS (
+""",
+    "ep": """
     SELECT
         e.account_id, e.region, e.endpoint_arn, e.endpoint_name, e.endpoint_status,
         coalesce(e.endpoint_status = 'InService', false) AS in_service
     FROM aws.sagemaker_endpoint_history e
     JOIN ok_regions o
         ON e.account_id = o.account_id AND e.snapshot_date = o.snapshot_date AND e.region = o.region
-),
-defs AS (
+    -- implied by the join; as constants they skip the files of other snapshot dates
+    WHERE e.snapshot_date BETWEEN $snapshot_from AND $report_date
+""",
+    "defs": """
     SELECT
         d.account_id, d.region, d.job_definition_arn, d.job_definition_name,
         d.network_config IS NULL AS network_config_absent,
@@ -329,8 +345,9 @@ defs AS (
     FROM aws.sagemaker_model_quality_job_definition_history d
     JOIN ok_regions o
         ON d.account_id = o.account_id AND d.snapshot_date = o.snapshot_date AND d.region = o.region
-),
-sched AS (
+    WHERE d.snapshot_date BETWEEN $snapshot_from AND $report_date
+""",
+    "sched": """
     SELECT
         s.account_id, s.region, s.monitoring_schedule_arn, s.monitoring_schedule_name,
         coalesce(nullif(s.endpoint_name, ''),
@@ -344,52 +361,91 @@ sched AS (
     JOIN ok_regions o
         ON s.account_id = o.account_id AND s.snapshot_date = o.snapshot_date AND s.region = o.region
     WHERE coalesce(s.monitoring_type, s.monitoring_schedule_config ->> '$.MonitoringType') = 'ModelQuality'
-),
-def_endpoints AS (
-    SELECT DISTINCT account_id, region, endpoint_name FROM defs WHERE endpoint_name IS NOT NULL
-),
-active_endpoints AS (
-    SELECT DISTINCT account_id, region, endpoint_name
-    FROM sched WHERE schedule_status = 'Scheduled' AND endpoint_name IS NOT NULL
-),
-scheduled_defs AS (
-    SELECT DISTINCT account_id, region, job_definition_name FROM sched WHERE job_definition_name IS NOT NULL
-),
-existing_endpoints AS (
-    SELECT DISTINCT account_id, region, endpoint_name FROM ep
-),
-ep_flags AS (
+        AND s.snapshot_date BETWEEN $snapshot_from AND $report_date
+""",
+    "ep_active": """
+    -- EXISTS: a semi-join probe per row, no DISTINCT set of names to build first
     SELECT
         ep.*,
-        de.endpoint_name IS NOT NULL AS has_definition,
-        ae.endpoint_name IS NOT NULL AS has_active_schedule
+        EXISTS (
+            SELECT 1 FROM sched s
+            WHERE s.account_id = ep.account_id AND s.region = ep.region AND s.endpoint_name = ep.endpoint_name
+                AND s.schedule_status = 'Scheduled'
+        ) AS has_active_schedule
     FROM ep
-    LEFT JOIN def_endpoints de
-        ON de.account_id = ep.account_id AND de.region = ep.region AND de.endpoint_name = ep.endpoint_name
-    LEFT JOIN active_endpoints ae
-        ON ae.account_id = ep.account_id AND ae.region = ep.region AND ae.endpoint_name = ep.endpoint_name
-),
-def_flags AS (
+""",
+    "ep_flags": """
+    SELECT
+        ep.*,
+        EXISTS (
+            SELECT 1 FROM defs d
+            WHERE d.account_id = ep.account_id AND d.region = ep.region AND d.endpoint_name = ep.endpoint_name
+        ) AS has_definition
+    FROM ep_active ep
+""",
+    "def_flags": """
     SELECT
         d.*,
-        d.endpoint_name IS NOT NULL AND xe.endpoint_name IS NULL AS endpoint_missing,
-        sd.job_definition_name IS NULL AS unscheduled
+        d.endpoint_name IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM ep
+            WHERE ep.account_id = d.account_id AND ep.region = d.region AND ep.endpoint_name = d.endpoint_name
+        ) AS endpoint_missing,
+        NOT EXISTS (
+            SELECT 1 FROM sched s
+            WHERE s.account_id = d.account_id AND s.region = d.region
+                AND s.job_definition_name = d.job_definition_name
+        ) AS unscheduled
     FROM defs d
-    LEFT JOIN existing_endpoints xe
-        ON xe.account_id = d.account_id AND xe.region = d.region AND xe.endpoint_name = d.endpoint_name
-    LEFT JOIN scheduled_defs sd
-        ON sd.account_id = d.account_id AND sd.region = d.region
-        AND sd.job_definition_name = d.job_definition_name
-),
-sched_flags AS (
+""",
+    "sched_flags": """
     SELECT
         s.*,
         coalesce(s.last_execution_status = 'Failed', false)
             OR coalesce(s.schedule_status = 'Failed', false) AS failing,
         coalesce(s.last_execution_status = 'CompletedWithViolations', false) AS violations
     FROM sched s
-)
-"""
+""",
+}
+
+# What each CTE reads (other CTEs only).
+_CTE_DEPS: dict[str, tuple[str, ...]] = {
+    "snap": (),
+    "snap_status": ("snap",),
+    "account_regions": ("snap", "snap_status"),
+    "status_cells": ("account_regions", "snap_status"),
+    "region_status": ("status_cells",),
+    "ok_regions": ("region_status",),
+    "ep": ("ok_regions",),
+    "defs": ("ok_regions",),
+    "sched": ("ok_regions",),
+    "ep_active": ("ep", "sched"),
+    "ep_flags": ("ep_active", "defs"),
+    "def_flags": ("defs", "ep", "sched"),
+    "sched_flags": ("sched",),
+}
+
+
+def _with(targets: Sequence[str], tables: Mapping[str, str], extra: Sequence[str] = ()) -> str:
+    """A WITH clause defining ``targets`` and whatever they need; names in ``tables`` read that
+    (temporary) table instead of being computed. ``extra``: more CTE definitions appended as is."""
+    needed: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name not in needed:
+            needed.add(name)
+            if name not in tables:
+                for dep in _CTE_DEPS[name]:
+                    visit(dep)
+
+    for target in targets:
+        visit(target)
+    defs = [
+        f"{name} AS NOT MATERIALIZED (SELECT * FROM {tables[name]})" if name in tables else f"{name} AS ({_CTES[name]})"
+        for name in _CTES
+        if name in needed
+    ]
+    return "WITH\n" + ",\n".join([*defs, *extra]) + "\n"
+
 
 # Aggregates per ok account-region; the coverage query turns them into NULL when not ok.
 _EP_AGGS = {
@@ -421,7 +477,7 @@ _AGG_SOURCES = (
 )
 
 
-def _coverage_sql() -> str:
+def _coverage_sql(tables: Mapping[str, str]) -> str:
     agg_ctes = []
     col_exprs: dict[str, str] = {}
     for alias, source, aggs in _AGG_SOURCES:
@@ -452,92 +508,163 @@ def _coverage_sql() -> str:
         for alias, _, _ in _AGG_SOURCES
     )
     return (
-        _BASE_CTES
-        + ",\n"
-        + ",\n".join(agg_ctes)
-        + f"\nSELECT\n    {select}\nFROM region_status rs\n{joins}\nORDER BY rs.account_id, rs.region"
+        _with(["region_status", *(source for _, source, _ in _AGG_SOURCES)], tables, agg_ctes)
+        + f"SELECT\n    {select}\nFROM region_status rs\n{joins}\nORDER BY rs.account_id, rs.region"
     )
 
 
-_FINDINGS_SQL = (
-    _BASE_CTES
-    + """,
-found AS (
-    SELECT account_id, region, endpoint_arn AS resource_arn, 'endpoint_unmonitored' AS finding,
-        'endpoint ' || endpoint_name || ' is InService with no Scheduled ModelQuality monitoring schedule'
+# One rule per finding code: (source CTE, resource_arn, condition, detail). Collection findings have a
+# NULL resource_arn: the collector's role ARN is not part of the status contract.
+_FINDING_RULES: dict[str, tuple[str, str, str, str]] = {
+    "endpoint_unmonitored": (
+        "ep_flags",
+        "endpoint_arn",
+        "in_service AND NOT has_active_schedule",
+        """'endpoint ' || endpoint_name || ' is InService with no Scheduled ModelQuality monitoring schedule'
         || CASE WHEN has_definition THEN ' (a model quality job definition targets it)'
-                ELSE ' (no model quality job definition targets it)' END AS detail
-    FROM ep_flags WHERE in_service AND NOT has_active_schedule
-    UNION ALL
-    SELECT account_id, region, job_definition_arn, 'definition_endpoint_missing',
-        'job definition ' || job_definition_name || ' targets endpoint ' || endpoint_name
-        || ', which does not exist in this account and region'
-    FROM def_flags WHERE endpoint_missing
-    UNION ALL
-    SELECT account_id, region, job_definition_arn, 'definition_unscheduled',
-        'no ModelQuality monitoring schedule uses job definition ' || job_definition_name
-    FROM def_flags WHERE unscheduled
-    UNION ALL
-    SELECT account_id, region, job_definition_arn, 'no_baseline',
-        'job definition ' || job_definition_name || ' has no ModelQualityBaselineConfig.ConstraintsResource'
-    FROM def_flags WHERE NOT has_baseline
-    UNION ALL
-    SELECT account_id, region, job_definition_arn, 'network_isolation_disabled',
-        'job definition ' || job_definition_name || ': '
+                ELSE ' (no model quality job definition targets it)' END""",
+    ),
+    "definition_endpoint_missing": (
+        "def_flags",
+        "job_definition_arn",
+        "endpoint_missing",
+        """'job definition ' || job_definition_name || ' targets endpoint ' || endpoint_name
+        || ', which does not exist in this account and region'""",
+    ),
+    "definition_unscheduled": (
+        "def_flags",
+        "job_definition_arn",
+        "unscheduled",
+        "'no ModelQuality monitoring schedule uses job definition ' || job_definition_name",
+    ),
+    "no_baseline": (
+        "def_flags",
+        "job_definition_arn",
+        "NOT has_baseline",
+        "'job definition ' || job_definition_name || ' has no ModelQualityBaselineConfig.ConstraintsResource'",
+    ),
+    "network_isolation_disabled": (
+        "def_flags",
+        "job_definition_arn",
+        "NOT network_isolated",
+        """'job definition ' || job_definition_name || ': '
         || CASE WHEN network_config_absent THEN 'NetworkConfig is absent'
                 ELSE 'NetworkConfig.EnableNetworkIsolation is not true' END
-        || ' (Security Hub SageMaker.25)'
-    FROM def_flags WHERE NOT network_isolated
-    UNION ALL
-    SELECT account_id, region, job_definition_arn, 'intercontainer_encryption_disabled',
-        'job definition ' || job_definition_name || ' runs on ' || CAST(instance_count AS VARCHAR)
-        || ' instances without EnableInterContainerTrafficEncryption (Security Hub SageMaker.13)'
-    FROM def_flags WHERE NOT intercontainer_encrypted AND instance_count >= 2
-    UNION ALL
-    SELECT account_id, region, monitoring_schedule_arn, 'monitor_failing',
-        'schedule ' || monitoring_schedule_name || ': '
+        || ' (Security Hub SageMaker.25)'""",
+    ),
+    "intercontainer_encryption_disabled": (
+        "def_flags",
+        "job_definition_arn",
+        "NOT intercontainer_encrypted AND instance_count >= 2",
+        """'job definition ' || job_definition_name || ' runs on ' || CAST(instance_count AS VARCHAR)
+        || ' instances without EnableInterContainerTrafficEncryption (Security Hub SageMaker.13)'""",
+    ),
+    "monitor_failing": (
+        "sched_flags",
+        "monitoring_schedule_arn",
+        "failing",
+        """'schedule ' || monitoring_schedule_name || ': '
         || concat_ws('; ',
             CASE WHEN schedule_status = 'Failed'
                  THEN 'schedule status Failed' || coalesce(' (' || failure_reason || ')', '') END,
             CASE WHEN last_execution_status = 'Failed'
                  THEN 'last execution Failed'
-                      || coalesce(' (' || last_execution_failure_reason || ')', '') END)
-    FROM sched_flags WHERE failing
-    UNION ALL
-    SELECT account_id, region, monitoring_schedule_arn, 'monitor_violations',
-        'schedule ' || monitoring_schedule_name || ': last execution CompletedWithViolations'
-        || coalesce(' (endpoint ' || endpoint_name || ')', '')
-    FROM sched_flags WHERE violations
-    UNION ALL
-    -- resource_arn NULL: the collector's role ARN is not part of the status contract
-    SELECT account_id, region, NULL, 'collection_denied', status_detail
-    FROM region_status WHERE collection_status = 'access_denied'
-    UNION ALL
-    SELECT account_id, region, NULL, 'collection_error', status_detail
-    FROM region_status WHERE collection_status = 'error'
-),
-severity AS (
-    SELECT unnest($finding_names::VARCHAR[]) AS finding, unnest($finding_severities::VARCHAR[]) AS severity
-)
-SELECT
-    CAST($report_date AS DATE) AS report_date, f.account_id, f.region, f.resource_arn, f.finding,
-    s.severity, f.detail
-FROM found f
-LEFT JOIN severity s ON s.finding = f.finding
-ORDER BY list_position($severity_order::VARCHAR[], s.severity), f.account_id, f.region, f.finding,
-    f.resource_arn NULLS FIRST
-"""
-)
+                      || coalesce(' (' || last_execution_failure_reason || ')', '') END)""",
+    ),
+    "monitor_violations": (
+        "sched_flags",
+        "monitoring_schedule_arn",
+        "violations",
+        """'schedule ' || monitoring_schedule_name || ': last execution CompletedWithViolations'
+        || coalesce(' (endpoint ' || endpoint_name || ')', '')""",
+    ),
+    "collection_denied": ("region_status", "NULL", "collection_status = 'access_denied'", "status_detail"),
+    "collection_error": ("region_status", "NULL", "collection_status = 'error'", "status_detail"),
+}
 
-_COVERAGE_SQL = _coverage_sql()
 
-_SNAPSHOTS_USED_SQL = """
-SELECT account_id, max(snapshot_date) AS snapshot_date
-FROM aws.collection_status_history
-WHERE snapshot_date <= $report_date
-GROUP BY account_id
-ORDER BY account_id
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _findings_sql(tables: Mapping[str, str], severities: Sequence[str] = SEVERITIES) -> str:
+    """Findings of the given severities, in report order. Severity and its rank are constants of each
+    rule: no join, and the first sort key is an integer."""
+    rules = {code: rule for code, rule in _FINDING_RULES.items() if FINDING_SEVERITY[code] in severities}
+    branches = "\n    UNION ALL\n".join(
+        f"    SELECT {SEVERITIES.index(FINDING_SEVERITY[code])} AS severity_rank, account_id, region,\n"
+        f"        {arn} AS resource_arn, {_sql_str(code)} AS finding, {_sql_str(FINDING_SEVERITY[code])} AS severity,\n"
+        f"        {detail} AS detail\n"
+        f"    FROM {source} WHERE {condition}"
+        for code, (source, arn, condition, detail) in rules.items()
+    )
+    sources = list(dict.fromkeys(source for source, _, _, _ in rules.values()))
+    return (
+        _with(sources, tables)
+        + "SELECT CAST($report_date AS DATE) AS report_date, account_id, region, resource_arn, finding, severity, "
+        + f"detail\nFROM (\n{branches}\n) AS f\n"
+        + "ORDER BY severity_rank, account_id, region, finding, resource_arn NULLS FIRST"
+    )
+
+
+def _finding_counts_sql(tables: Mapping[str, str]) -> str:
+    """Number of findings per code, without building them (the previous report's summary)."""
+    branches = "\nUNION ALL\n".join(
+        f"SELECT {_sql_str(code)} AS finding, count(*) AS n FROM {source} WHERE {condition}"
+        for code, (source, _, condition, _) in _FINDING_RULES.items()
+    )
+    sources = list(dict.fromkeys(source for source, _, _, _ in _FINDING_RULES.values()))
+    return _with(sources, tables) + branches
+
+
+_NO_TABLES: dict[str, str] = {}
+
+# What the fleet numbers of a trend date need: account-region status and the endpoint counts, so the
+# definitions (the costly JSON) are never read.
+_TREND_COVERAGE_COLUMNS = ("account_id", "collection_status", "endpoints_in_service", "endpoints_with_active_schedule")
+
+
+def _trend_coverage_sql() -> str:
+    counts = ("endpoints_in_service", "endpoints_with_active_schedule")
+    aggs = ", ".join(f"{_EP_AGGS[name]} AS {name}" for name in counts)
+    select = ", ".join(
+        f"CASE WHEN rs.collection_status = 'ok' THEN CAST(coalesce(ep_agg.{name}, 0) AS BIGINT) END AS {name}"
+        for name in counts
+    )
+    agg = f"ep_agg AS (SELECT account_id, region, {aggs} FROM ep_active GROUP BY account_id, region)"
+    return (
+        _with(["region_status", "ep_active"], _NO_TABLES, [agg])
+        + f"SELECT rs.account_id, rs.collection_status, {select}\nFROM region_status rs\n"
+        + "LEFT JOIN ep_agg ON ep_agg.account_id = rs.account_id AND ep_agg.region = rs.region\n"
+        + "ORDER BY rs.account_id, rs.region"
+    )
+
+
+_TREND_COVERAGE_SQL = _trend_coverage_sql()  # one statement per trend date
+
+# Per date: the oldest of the accounts' latest snapshots on or before it (what a report for it reads).
+_SNAPSHOT_FROM_SQL = """
+SELECT d, min(latest) FROM (
+    SELECT t.d, h.account_id, max(h.snapshot_date) AS latest
+    FROM (SELECT unnest($dates::DATE[]) AS d) t
+    JOIN aws.collection_status_history h ON h.snapshot_date <= t.d
+    GROUP BY t.d, h.account_id
+)
+GROUP BY d
 """
+_TREND_COVERAGE_SCHEMA = tuple(c for c in COVERAGE_SCHEMA if c.name in _TREND_COVERAGE_COLUMNS)
+
+# Materialization stages of a full report: (CTE computed, CTE names it stands for afterwards).
+# The flags tables hold every column of what they extend, so they stand for it too (and the raw table
+# is dropped). The endpoint flags need the definitions and the definition flags need the endpoints:
+# the endpoints, cheap to copy (no JSON), go first, raw; definitions are read once, into their flags.
+_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("region_status", ("region_status",)),
+    ("sched_flags", ("sched_flags", "sched")),
+    ("ep", ("ep",)),
+    ("def_flags", ("def_flags", "defs")),
+    ("ep_flags", ("ep_flags", "ep")),
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -549,12 +676,15 @@ ORDER BY account_id
 class ReportResult:
     report_date: date
     coverage: pd.DataFrame  # COVERAGE_COLUMNS
-    findings: pd.DataFrame  # FINDINGS_COLUMNS
+    # FINDINGS_COLUMNS with the exact FINDINGS_SCHEMA: an Arrow table, because it holds one row per finding
+    # (millions at fleet scale) and is written to Parquet as is; ``findings.to_pandas()`` for a DataFrame.
+    findings: pa.Table
     summary: pd.DataFrame  # SUMMARY_COLUMNS, one row (zero rows when reason is set)
     reason: str | None = None  # set when there is no snapshot on or before report_date
     snapshot_dates_used: dict[str, date] = field(default_factory=dict)
     # Fleet numbers of the previous report date, for display only: its own change columns are NULL.
     previous_summary: pd.DataFrame | None = None
+    regions: tuple[str, ...] = ()  # the configured regions the report was computed for
 
     def markdown(self, n: int = 10) -> str:
         if self.summary.empty:
@@ -566,13 +696,15 @@ class ReportResult:
 def compute_reports(conn: duckdb.DuckDBPyConnection, report_date: date, regions: Sequence[str]) -> ReportResult:
     """Compute coverage, findings and fleet summary as of ``report_date`` from stored history.
 
-    The previous report (latest earlier date with any snapshot) is recomputed from history too.
+    The previous report (latest earlier date with any snapshot) is recomputed from history too (its
+    fleet numbers only: its findings are counted, not built).
     """
     report_date = _as_date(report_date)
     regions = _check_regions(regions)
-    ((earliest, has_any),) = _rows(
+    ((earliest, has_any, previous_date),) = _rows(
         conn,
-        "SELECT min(snapshot_date), count(*) FILTER (WHERE snapshot_date <= $d) > 0 FROM aws.collection_status_history",
+        "SELECT min(snapshot_date), count(*) FILTER (WHERE snapshot_date <= $d) > 0, "
+        "max(snapshot_date) FILTER (WHERE snapshot_date < $d) FROM aws.collection_status_history",
         {"d": report_date},
     )
     if not has_any:
@@ -582,24 +714,31 @@ def compute_reports(conn: duckdb.DuckDBPyConnection, report_date: date, regions:
         return ReportResult(
             report_date=report_date,
             coverage=empty_frame(COVERAGE_SCHEMA),
-            findings=empty_frame(FINDINGS_SCHEMA),
+            findings=empty_table(FINDINGS_SCHEMA),
             summary=empty_frame(SUMMARY_SCHEMA),
             reason=reason,
+            regions=tuple(regions),
         )
 
-    coverage, findings, used = _compute_core(conn, report_date, regions, with_findings=True)
-    fleet = _fleet_numbers(coverage, findings)
+    prev = None
+    if previous_date is not None:
+        # first: its temporary tables are gone before this date's findings take memory
+        with _materialized(conn, _params(previous_date, regions)) as core:
+            prev = _fleet_numbers(core.coverage(), core.severity_counts())
 
-    previous_date = previous_report_date(conn, report_date)
+    with _materialized(conn, _params(report_date, regions)) as core:
+        coverage = core.coverage()
+        used = core.snapshot_dates_used()
+        findings = core.take_findings()
+    fleet = _fleet_numbers(coverage, findings_by_severity(findings))
+
     previous_summary = None
     change: dict[str, Any] = {
         "previous_report_date": previous_date,
         "coverage_change_pts": None,
         "findings_change": None,
     }
-    if previous_date is not None:
-        prev_cov, prev_find, _ = _compute_core(conn, previous_date, regions, with_findings=True)
-        prev = _fleet_numbers(prev_cov, prev_find)
+    if prev is not None:
         previous_summary = _conform(pd.DataFrame([{"report_date": previous_date, **prev}]), SUMMARY_SCHEMA)
         if fleet["fleet_coverage_pct"] is not None and prev["fleet_coverage_pct"] is not None:
             change["coverage_change_pts"] = fleet["fleet_coverage_pct"] - prev["fleet_coverage_pct"]
@@ -614,6 +753,7 @@ def compute_reports(conn: duckdb.DuckDBPyConnection, report_date: date, regions:
         reason=None,
         snapshot_dates_used=used,
         previous_summary=previous_summary,
+        regions=tuple(regions),
     )
 
 
@@ -632,11 +772,15 @@ def coverage_trend(
     end_date: date,
     days: int = 30,
     regions: Sequence[str] | None = None,
+    *,
+    reuse: ReportResult | None = None,
 ) -> pd.DataFrame:
     """Fleet coverage per snapshot date in the ``days`` days ending at ``end_date`` (TREND_COLUMNS).
 
     Each date is computed from history as of that date. Pass the configured ``regions`` to match the
-    coverage report exactly; ``None`` uses the regions each account's snapshot recorded.
+    coverage report exactly; ``None`` uses the regions each account's snapshot recorded. ``reuse``: a
+    report computed for the same regions; its date and its previous date are taken from its summaries
+    instead of being computed again.
     """
     if days < 1:
         raise ValueError("days must be >= 1")
@@ -652,15 +796,26 @@ def coverage_trend(
         )
     ]
     checked = None if regions is None else _check_regions(regions)
+    known: dict[date, dict[str, Any]] = {}
+    if reuse is not None and checked is not None and list(reuse.regions) == checked:
+        for summary in (reuse.summary, reuse.previous_summary):
+            if summary is not None and not summary.empty:
+                row = _row_dict(summary.iloc[0])
+                known[_as_date(row["report_date"])] = row
+    todo = [d for d in dates if d not in known]
+    # each date's oldest snapshot in use, in one query: the per-date scans then skip older files
+    snapshot_from = dict(_rows(conn, _SNAPSHOT_FROM_SQL, {"dates": todo})) if todo else {}
     rows = []
     for d in dates:  # one query per date, never per resource
-        coverage, _, _ = _compute_core(conn, d, checked, with_findings=False)
-        fleet = _fleet_numbers(coverage, None)
+        fleet = known.get(d)
+        if fleet is None:
+            params = _params(d, checked, snapshot_from.get(d))
+            fleet = _fleet_numbers(_fetch(conn, _TREND_COVERAGE_SQL, params, _TREND_COVERAGE_SCHEMA), None)
         rows.append({"report_date": d, **{c: fleet[c] for c in TREND_COLUMNS if c != "report_date"}})
     return _conform(pd.DataFrame(rows, columns=list(TREND_COLUMNS)), TREND_SCHEMA)
 
 
-def check_findings_agreement(coverage: pd.DataFrame, findings: pd.DataFrame) -> list[str]:
+def check_findings_agreement(coverage: pd.DataFrame, findings: pa.Table | pd.DataFrame) -> list[str]:
     """Mismatches between findings and coverage counts, as readable strings (empty list = agreement).
 
     Per (report_date, account_id, region): ok rows must satisfy
@@ -678,16 +833,18 @@ def check_findings_agreement(coverage: pd.DataFrame, findings: pd.DataFrame) -> 
     coverage, unknown finding codes and wrong severities are mismatches too.
     """
     problems: list[str] = []
+    # Only counts matter: group the (possibly millions of) findings first, then check the groups.
+    groups = _finding_groups(findings)
 
-    unknown = findings[~findings["finding"].isin(list(FINDING_SEVERITY))]
+    unknown = groups[~groups["finding"].isin(list(FINDING_SEVERITY))]
     for code in sorted(set(unknown["finding"].astype(str))):
         problems.append(f"unknown finding code {code!r}")
-    expected_sev = findings["finding"].map(FINDING_SEVERITY)
-    bad_sev = findings[expected_sev.notna() & (findings["severity"] != expected_sev)]
+    expected_sev = groups["finding"].map(FINDING_SEVERITY)
+    bad_sev = groups[expected_sev.notna() & (groups["severity"] != expected_sev)]
     for code in sorted(set(bad_sev["finding"])):
         problems.append(f"finding {code} has severity other than {FINDING_SEVERITY[code]!r}")
 
-    known = findings[findings["finding"].isin(list(FINDING_SEVERITY))]
+    known = groups[groups["finding"].isin(list(FINDING_SEVERITY))]
     codes = list(FINDING_SEVERITY)
     if known.empty:
         counts = pd.DataFrame(columns=["_key", *codes])
@@ -695,8 +852,8 @@ def check_findings_agreement(coverage: pd.DataFrame, findings: pd.DataFrame) -> 
         # string keys on both sides so the merge never trips on date vs object dtypes
         counts = (
             known.assign(_key=_key_series(known))
-            .groupby(["_key", "finding"])
-            .size()
+            .groupby(["_key", "finding"])["n"]
+            .sum()
             .unstack("finding", fill_value=0)
             .reindex(columns=codes, fill_value=0)
             .reset_index()
@@ -883,10 +1040,27 @@ def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
     return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
 
 
-def to_arrow(df: pd.DataFrame, columns: Sequence[Column]) -> pa.Table:
-    """The DataFrame as an Arrow table with the exact report schema (column order, DATE, BIGINT)."""
+def empty_table(columns: Sequence[Column]) -> pa.Table:
+    """A zero-row Arrow table with the report schema."""
+    return arrow_schema(columns).empty_table()
+
+
+def to_arrow(df: pd.DataFrame | pa.Table, columns: Sequence[Column]) -> pa.Table:
+    """The table as Arrow with the exact report schema (column order, DATE, BIGINT); Arrow input is
+    selected and cast without a copy through pandas."""
     names = [c.name for c in columns]
+    if isinstance(df, pa.Table):
+        return df.select(names).cast(arrow_schema(columns))
     return pa.Table.from_pandas(df[names], schema=arrow_schema(columns), preserve_index=False)
+
+
+def findings_by_severity(findings: pa.Table | pd.DataFrame) -> dict[str, int]:
+    """Number of findings per severity present, most frequent first (like ``value_counts``)."""
+    if isinstance(findings, pd.DataFrame):
+        return {str(k): int(v) for k, v in findings["severity"].value_counts().items()}
+    counts = pc.value_counts(findings.column("severity")).to_pylist()  # order of first appearance
+    ordered = sorted(counts, key=lambda c: -c["counts"])  # stable: ties keep that order
+    return {c["values"]: int(c["counts"]) for c in ordered}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -894,38 +1068,97 @@ def to_arrow(df: pd.DataFrame, columns: Sequence[Column]) -> pa.Table:
 # --------------------------------------------------------------------------------------------------
 
 
-def _compute_core(
-    conn: duckdb.DuckDBPyConnection,
-    report_date: date,
-    regions: list[str] | None,
-    *,
-    with_findings: bool,
-) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, date]]:
-    params: dict[str, Any] = {
+def _params(report_date: date, regions: list[str] | None, snapshot_from: date | None = None) -> dict[str, Any]:
+    """Query parameters. ``snapshot_from``: the earliest snapshot the report uses (the oldest of the
+    accounts' latest snapshots on or before the report date); resource scans read no older files."""
+    return {
         "report_date": report_date,
         "regions": regions or [],
         "all_regions": regions is None,
         "resource_types": list(RESOURCE_TYPES),
+        "snapshot_from": snapshot_from or date.min,
     }
-    coverage = _fetch(conn, _COVERAGE_SQL, params, COVERAGE_SCHEMA)
-    findings = None
-    if with_findings:
-        findings = _fetch(
-            conn,
-            _FINDINGS_SQL,
-            params
-            | {
-                "finding_names": list(FINDING_SEVERITY),
-                "finding_severities": list(FINDING_SEVERITY.values()),
-                "severity_order": list(SEVERITIES),
-            },
-            FINDINGS_SCHEMA,
-        )
-    used = dict(_rows(conn, _SNAPSHOTS_USED_SQL, {"report_date": report_date}))
-    return coverage, findings, used
 
 
-def _fleet_numbers(coverage: pd.DataFrame, findings: pd.DataFrame | None) -> dict[str, Any]:
+class _Core:
+    """A report date's status and per-resource flags, materialized once as temporary tables."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, params: dict[str, Any], tables: dict[str, str]) -> None:
+        self.conn, self.params, self.tables = conn, params, tables
+
+    def coverage(self) -> pd.DataFrame:
+        return _fetch(self.conn, _coverage_sql(self.tables), self.params, COVERAGE_SCHEMA)
+
+    def take_findings(self) -> pa.Table:
+        """Every finding, in report order. The last use of this core: it drops each temporary table as
+        soon as no remaining query reads it.
+
+        One sorted query per severity (the first sort key) gives the same rows in the same order as one
+        query, but each sort holds only its severity's rows; the severities reading the most tables run
+        first so that those tables are freed while the findings accumulate."""
+        reads = {
+            level: {source for code, (source, _, _, _) in _FINDING_RULES.items() if FINDING_SEVERITY[code] == level}
+            for level in SEVERITIES
+        }
+        order = sorted(SEVERITIES, key=lambda level: -len(reads[level]))
+        parts: dict[str, pa.Table] = {}
+        for i, level in enumerate(order):
+            sql = _findings_sql(self.tables, [level])
+            parts[level] = _fetch_arrow(self.conn, sql, self.params, FINDINGS_SCHEMA)
+            later = set().union(*(reads[other] for other in order[i + 1 :]))
+            for source in sorted(reads[level] - later):
+                self.conn.execute(f"DROP TABLE IF EXISTS {self.tables[source]}")
+        return pa.concat_tables([parts[level] for level in SEVERITIES])
+
+    def severity_counts(self) -> dict[str, int]:
+        out = dict.fromkeys(SEVERITIES, 0)
+        for code, n in _rows(self.conn, _finding_counts_sql(self.tables), self.params):
+            out[FINDING_SEVERITY[code]] += int(n)
+        return out
+
+    def snapshot_dates_used(self) -> dict[str, date]:
+        # every account with a snapshot has a row per configured region (at least one region)
+        sql = f"SELECT DISTINCT account_id, snapshot_date FROM {self.tables['region_status']} ORDER BY account_id"
+        return dict(_rows(self.conn, sql, {}))
+
+
+@contextmanager
+def _materialized(conn: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> Iterator[_Core]:
+    """Each history view is scanned (and its JSON parsed) once per report date, not once per query.
+
+    Temporary tables are private to the connection (and allowed on a read-only one); they are dropped
+    on the way out, error or not.
+    """
+    prefix = f"temp.main._sm_report_{uuid.uuid4().hex[:12]}_"
+    tables: dict[str, str] = {}
+    live: list[str] = []
+    try:
+        for cte, stands_for in _STAGES:
+            name = prefix + cte
+            sql = f"CREATE TEMP TABLE {name} AS " + _with([cte], tables) + f"SELECT * FROM {cte}"
+            conn.execute(sql, _used_params(sql, params))
+            live.append(name)
+            tables.update(dict.fromkeys(stands_for, name))
+            if cte == "region_status":
+                ((snapshot_from,),) = _rows(conn, f"SELECT min(snapshot_date) FROM {name}", {})
+                params = params | {"snapshot_from": snapshot_from or params["report_date"]}
+            for old in [t for t in live if t not in tables.values()]:  # superseded by its flags table
+                conn.execute(f"DROP TABLE {old}")
+                live.remove(old)
+        yield _Core(conn, params, tables)
+    finally:
+        for name in live:
+            # never mask the error being raised; the tables die with the connection anyway
+            with suppress(duckdb.Error):
+                conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _used_params(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    # DuckDB rejects named parameters a statement does not use
+    return {k: v for k, v in params.items() if f"${k}" in sql}
+
+
+def _fleet_numbers(coverage: pd.DataFrame, severity_counts: Mapping[str, int] | None) -> dict[str, Any]:
     status = coverage["collection_status"]
     per_account = (
         pd.DataFrame(
@@ -952,10 +1185,9 @@ def _fleet_numbers(coverage: pd.DataFrame, findings: pd.DataFrame | None) -> dic
         "endpoints_with_active_schedule": active,
         "fleet_coverage_pct": 100.0 * active / in_service if in_service else None,
     }
-    if findings is not None:
-        sev = findings["severity"].value_counts()
+    if severity_counts is not None:
         for level in SEVERITIES:
-            out[f"findings_{level}"] = int(sev.get(level, 0))
+            out[f"findings_{level}"] = int(severity_counts.get(level, 0))
     return out
 
 
@@ -963,17 +1195,36 @@ def _findings_total(row: Mapping[str, Any]) -> int:
     return sum(int(row[f"findings_{level}"]) for level in SEVERITIES)
 
 
+def _fetch_arrow(
+    conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], columns: Sequence[Column]
+) -> pa.Table:
+    relation = conn.sql(sql, params=_used_params(sql, params))
+    # duckdb >= 1.4 / 2.x name; older releases only have .arrow()
+    table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
+    return table.select([c.name for c in columns]).cast(arrow_schema(columns))
+
+
 def _fetch(
     conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], columns: Sequence[Column]
 ) -> pd.DataFrame:
-    relation = conn.sql(sql, params=params)
-    # duckdb >= 1.4 / 2.x name; older releases only have .arrow()
-    table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
-    return _arrow_to_pandas(table.select([c.name for c in columns]).cast(arrow_schema(columns)))
+    return _arrow_to_pandas(_fetch_arrow(conn, sql, params, columns))
+
+
+_GROUP_KEYS = ["report_date", "account_id", "region", "finding", "severity"]
+
+
+def _finding_groups(findings: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """Number of findings ``n`` per (report_date, account_id, region, finding, severity), NULL keys kept."""
+    if isinstance(findings, pd.DataFrame):
+        if findings.empty:
+            return pd.DataFrame({**{k: pd.Series(dtype=object) for k in _GROUP_KEYS}, "n": pd.Series(dtype="int64")})
+        return findings.groupby(_GROUP_KEYS, dropna=False, sort=False).size().rename("n").reset_index()
+    grouped = findings.select(_GROUP_KEYS).group_by(_GROUP_KEYS).aggregate([([], "count_all")])
+    return grouped.rename_columns([*_GROUP_KEYS, "n"]).to_pandas(date_as_object=True)
 
 
 def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return conn.execute(sql, params).fetchall()
+    return conn.execute(sql, _used_params(sql, params)).fetchall()
 
 
 def _conform(df: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:

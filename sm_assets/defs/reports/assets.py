@@ -156,15 +156,16 @@ def model_quality_reports(
     with duckdb.get_connection() as conn:
         refresh_inventory_views(conn, settings.lake_dir)
         result = reports.compute_reports(conn, day, settings.regions)
-        trend = reports.coverage_trend(conn, day, 30, settings.regions)
+        # the report's date and its previous date come from the result, not computed again
+        trend = reports.coverage_trend(conn, day, 30, settings.regions, reuse=result)
     paths = {}
-    for table, key, df in (
+    for table, key, data in (
         (reports.COVERAGE_TABLE, COVERAGE_KEY, result.coverage),
-        (reports.FINDINGS_TABLE, FINDINGS_KEY, result.findings),
+        (reports.FINDINGS_TABLE, FINDINGS_KEY, result.findings),  # already Arrow: written as is
         (reports.SUMMARY_TABLE, SUMMARY_KEY, result.summary),
     ):
         paths[key] = write_atomic(
-            reports.to_arrow(df, reports.REPORT_TABLES[table]), report_file(settings.lake_dir, table, day)
+            reports.to_arrow(data, reports.REPORT_TABLES[table]), report_file(settings.lake_dir, table, day)
         )
     chart = chart_path(settings.lake_dir, day)
     chart.parent.mkdir(parents=True, exist_ok=True)
@@ -190,13 +191,13 @@ def model_quality_reports(
             "path": dg.MetadataValue.path(str(paths[COVERAGE_KEY])),
         },
     )
-    by_severity = result.findings["severity"].value_counts().to_dict() if not result.findings.empty else {}
+    by_severity = reports.findings_by_severity(result.findings)
     yield dg.MaterializeResult(
         asset_key=FINDINGS_KEY,
         metadata={
             **common,
-            "dagster/row_count": len(result.findings),
-            "by_severity": dg.MetadataValue.json({k: int(v) for k, v in by_severity.items()}),
+            "dagster/row_count": result.findings.num_rows,
+            "by_severity": dg.MetadataValue.json(by_severity),
             "path": dg.MetadataValue.path(str(paths[FINDINGS_KEY])),
         },
     )
