@@ -1,7 +1,7 @@
 """Account-partitioned inventory assets: raw describe output per account, then normalized tables."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +11,15 @@ from dagster_duckdb import DuckDBResource
 
 from sm_assets.core.collect import AccountSnapshot, collect_accounts
 from sm_assets.core.config import Settings
-from sm_assets.core.lake import LakeError, dataset_file, latest_snapshot_date, read_file, write_atomic
+from sm_assets.core.lake import (
+    LakeError,
+    LakePath,
+    dataset_file,
+    latest_snapshot_date,
+    local_copies,
+    read_file,
+    write_atomic,
+)
 from sm_assets.core.lake import refresh_inventory_views as refresh_views
 from sm_assets.core.normalize import normalize_raw_files, raw_table, status_table
 from sm_assets.core.schemas import (
@@ -72,11 +80,11 @@ def column_lineage(spec: ResourceSpec) -> dg.TableColumnLineage:
     )
 
 
-def _lake_path(settings: Settings, dataset: str, snapshot_date: date, account_id: str) -> Path:
+def _lake_path(settings: Settings, dataset: str, snapshot_date: date, account_id: str) -> LakePath:
     return dataset_file(settings.lake_dir, dataset, snapshot_date, account_id)
 
 
-def write_snapshot(settings: Settings, snapshot: AccountSnapshot) -> dict[str, Path]:
+def write_snapshot(settings: Settings, snapshot: AccountSnapshot) -> dict[str, LakePath]:
     """Store one account snapshot: a status file plus one raw file per resource type."""
     paths = {
         spec.resource_type: write_atomic(
@@ -93,7 +101,7 @@ def write_snapshot(settings: Settings, snapshot: AccountSnapshot) -> dict[str, P
     return paths
 
 
-def _status_checks(regions: tuple[str, ...], stored_status_paths: dict[str, Path]) -> list[dg.AssetCheckResult]:
+def _status_checks(regions: tuple[str, ...], stored_status_paths: dict[str, LakePath]) -> list[dg.AssetCheckResult]:
     """Checks over the status files just written, for every account of the run."""
     expected = {(r, s.resource_type) for r in regions for s in RESOURCE_SPECS}
     missing, denied, errors = [], [], []
@@ -278,15 +286,15 @@ def collect_sagemaker_account(
 # Normalized tables
 
 
-def _sql_path(path: Path) -> str:
+def _sql_path(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
 def run_table_checks(
-    conn: duckdb.DuckDBPyConnection, spec: ResourceSpec, paths: list[Path], key: dg.AssetKey
+    conn: duckdb.DuckDBPyConnection, spec: ResourceSpec, paths: Sequence[Path | str], key: dg.AssetKey
 ) -> list[dg.AssetCheckResult]:
-    """Checks scoped to the partitions of the run (the files just written), plus the view's exact
-    columns and types."""
+    """Checks scoped to the partitions of the run (the files just written, as local paths: see
+    lake.local_copies), plus the view's exact columns and types."""
     table = spec.table
     expected = [(c.name, c.duckdb_type) for c in table.columns]
     actual = [(r[0], r[1]) for r in conn.execute(f"DESCRIBE aws.{table.name}").fetchall()]
@@ -342,7 +350,7 @@ def scratch_connection() -> duckdb.DuckDBPyConnection:
 
 def normalize_account(
     settings: Settings, spec: ResourceSpec, account_id: str, conn: duckdb.DuckDBPyConnection
-) -> tuple[Path, date, list[dict]]:
+) -> tuple[LakePath, date, list[dict]]:
     """Normalize the account's latest raw snapshot into its table file; returns (file, date, status rows)."""
     snapshot_date = latest_snapshot_date(settings.lake_dir, COLLECTION_STATUS_DATASET, account_id)
     if snapshot_date is None:
@@ -358,7 +366,8 @@ def normalize_account(
     if raw.num_rows and set(raw.column("account_id").to_pylist()) != {account_id}:
         raise dg.Failure(f"raw file for {account_id} holds rows of another account")
     # Columnar: one DuckDB query per file, no per-row Python (see normalize.normalize_select_sql).
-    table = normalize_raw_files(conn, [str(raw_path)], spec.table)
+    with local_copies([raw_path]) as raw_paths:
+        table = normalize_raw_files(conn, raw_paths, spec.table)
     out = write_atomic(table, _lake_path(settings, spec.table.name, snapshot_date, account_id))
     return out, snapshot_date, status.to_pylist()
 
@@ -399,8 +408,7 @@ def build_normalized_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         # In-memory DuckDB (`duckdb` here is the resource): normalizing needs no lock on the shared file.
         with scratch_connection() as scratch:
             written = {a: normalize_account(settings, spec, a, scratch) for a in context.partition_keys}
-        paths = [out for out, _, _ in written.values()]
-        with duckdb.get_connection() as conn:
+        with local_copies([out for out, _, _ in written.values()]) as paths, duckdb.get_connection() as conn:
             refresh_views(conn, settings.lake_dir)
             checks = run_table_checks(conn, spec, paths, key)
             counts = conn.execute(
