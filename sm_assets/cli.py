@@ -379,8 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        # The doctor reports an unwritable data dir as one of its checks instead of failing on it.
-        settings = Settings.from_env(check_writable=args.command != "doctor")
+        # The doctor reports an unwritable data dir as one of its checks instead of failing on it; query and
+        # report only read the DuckDB file (no write access to the lake, no S3 call).
+        settings = Settings.from_env(check_writable=args.command not in ("doctor", "query", "report"))
         if args.command == "doctor":
             from sm_assets.doctor import main_doctor
 
