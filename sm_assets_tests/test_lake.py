@@ -173,3 +173,30 @@ def test_lake_check_reports_corrupt_files(data_location: Path | str, tmp_path: P
     assert result.metadata["files_checked"].value == 2
     (message,) = result.metadata["broken"].value
     assert str(bad) in message and str(good) not in message
+
+
+def test_reports_and_a_duckdb_file_moving_between_lake_kinds(tmp_path: Path, s3_data_dir: str) -> None:
+    """One DuckDB file refreshed from a local lake (views), then from S3 (tables), then locally again."""
+    columns = [("report_date", "DATE"), ("n", "BIGINT")]
+    local_root, s3_root = tmp_path / "lake", s3.join(s3_data_dir, "lake")
+    for root, days in ((local_root, (1,)), (s3_root, (1, 2))):
+        write(root, A, date(2026, 11, 1), ["us-east-1"])
+        for d in days:
+            day = date(2026, 11, d)
+            table = pa.table({"report_date": pa.array([day], pa.date32()), "n": pa.array([d], pa.int64())})
+            lake.write_atomic(table, lake.report_file(root, "t", day))
+    with duckdb.connect(str(tmp_path / "sm_assets.duckdb")) as conn:
+        kinds = []
+        for root in (local_root, s3_root, local_root):
+            lake.refresh_inventory_views(conn, root)
+            lake.create_report_views(conn, root, {"t": columns})
+            kinds.append(
+                conn.execute(
+                    "SELECT table_type FROM information_schema.tables "
+                    "WHERE table_schema = 'aws' AND table_name = 'collection_status'"
+                ).fetchone()[0]
+            )
+            reports = conn.execute("SELECT n FROM reports.t ORDER BY report_date").fetchall()
+            assert reports == ([(1,), (2,)] if lake.is_s3(root) else [(1,)])
+            assert conn.execute("SELECT count(*) FROM aws.collection_status").fetchone() == (1,)
+    assert kinds == ["VIEW", "BASE TABLE", "VIEW"]
