@@ -247,7 +247,7 @@ def check_s3_data_dir(settings: Settings) -> DoctorCheck:
         "AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL and network access to S3"
     )
     try:
-        files = len(lake.dataset_files(settings.lake_dir, COLLECTION_STATUS_DATASET))
+        days = len(lake.s3_snapshot_folders(str(settings.lake_dir), COLLECTION_STATUS_DATASET))
         s3.ensure_writable(uri)
     except (ConfigError, lake.LakeError) as exc:
         return DoctorCheck("data_dir", False, _short(str(exc), 300), fix)
@@ -260,7 +260,7 @@ def check_s3_data_dir(settings: Settings) -> DoctorCheck:
     return DoctorCheck(
         "data_dir",
         True,
-        f"{uri} is reachable and writable ({s3.describe_target()}; {_plural(files, 'status file')}); "
+        f"{uri} is reachable and writable ({s3.describe_target()}; {_plural(days, 'snapshot date')} stored); "
         f"DuckDB file in {settings.duckdb_path.parent}",
     )
 

@@ -207,8 +207,8 @@ def _s3_exists(uri: str) -> bool:
         raise _s3_error("read", uri, exc) from None
 
 
-def _s3_dates(lake_dir: str, dataset: str) -> list[date]:
-    """Snapshot dates with a folder on S3 (one delimited listing, no per-file listing)."""
+def s3_snapshot_folders(lake_dir: str, dataset: str) -> list[date]:
+    """Snapshot dates with a folder on S3: one delimited listing, however many files the dataset holds."""
     import pyarrow.fs as pafs
 
     days = []
@@ -234,7 +234,7 @@ def snapshot_dates(lake_dir: LakeDir, dataset: str, account_id: str | None = Non
     if is_s3(lake_dir):
         if account_id is None:
             return sorted({day for _, day, _ in _s3_partition_files(str(lake_dir), dataset)})
-        days = _s3_dates(str(lake_dir), dataset)
+        days = s3_snapshot_folders(str(lake_dir), dataset)
         files = [str(dataset_file(lake_dir, dataset, day, account_id)) for day in days]
         with ThreadPoolExecutor(_S3_THREADS) as pool:
             return [day for day, hit in zip(days, pool.map(_s3_exists, files), strict=True) if hit]
@@ -257,7 +257,7 @@ def snapshot_dates(lake_dir: LakeDir, dataset: str, account_id: str | None = Non
 
 def latest_snapshot_date(lake_dir: LakeDir, dataset: str, account_id: str) -> date | None:
     if is_s3(lake_dir):  # newest first, one HEAD per date until a hit: usually a listing and one HEAD
-        for day in reversed(_s3_dates(str(lake_dir), dataset)):
+        for day in reversed(s3_snapshot_folders(str(lake_dir), dataset)):
             if _s3_exists(str(dataset_file(lake_dir, dataset, day, account_id))):
                 return day
         return None
