@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DATA_DIR ?= $(or $(SM_ASSETS_DATA_DIR),./data)
-export DAGSTER_HOME ?= $(abspath $(DATA_DIR))/dagster_home
+# With an s3:// data dir the local state (DuckDB file, DAGSTER_HOME) lives next to SM_ASSETS_DUCKDB_PATH.
+LOCAL_DIR := $(if $(filter s3://%,$(DATA_DIR)),$(or $(dir $(SM_ASSETS_DUCKDB_PATH)),./data),$(DATA_DIR))
+export DAGSTER_HOME ?= $(abspath $(LOCAL_DIR))/dagster_home
 
 .PHONY: install demo test lint dev refresh doctor clean
 

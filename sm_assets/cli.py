@@ -321,6 +321,11 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
     from sm_assets.demo.fake_aws import fake_aws_server
     from sm_assets.demo.seed import seed_demo_org
 
+    if settings.on_s3:  # the demo wipes its data dir on every run: never an S3 prefix
+        raise CliError(
+            f"the demo resets its data dir and works on a local one only; unset SM_ASSETS_DATA_DIR "
+            f"({settings.data_location}) or point it at a local directory"
+        )
     reset_demo_dir(settings.data_dir)
     if os.environ.get("DAGSTER_HOME") is None:
         os.environ["DAGSTER_HOME"] = str(settings.data_dir / "dagster_home")
@@ -374,8 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        # The doctor reports an unwritable data dir as one of its checks instead of failing on it.
-        settings = Settings.from_env(check_writable=args.command != "doctor")
+        # The doctor reports an unwritable data dir as one of its checks instead of failing on it; query and
+        # report only read the DuckDB file (no write access to the lake, no S3 call).
+        settings = Settings.from_env(check_writable=args.command not in ("doctor", "query", "report"))
         if args.command == "doctor":
             from sm_assets.doctor import main_doctor
 

@@ -7,10 +7,12 @@ Checks, in order (later AWS checks are skipped when an earlier one makes them me
 - assume_role     sts:AssumeRole into a sample of the accounts a refresh would collect
 - regions         one cheap SageMaker call (ListEndpoints, MaxResults=1) per configured region, in the first
                   account whose role could be assumed: tells an opt-in region that is not enabled
-- data_dir        SM_ASSETS_DATA_DIR exists (or can be created) and is writable
+- data_dir        SM_ASSETS_DATA_DIR exists (or can be created) and is writable; for s3://bucket/prefix: the bucket
+                  lists and takes a PUT (of one fixed small object, .sm-assets-write-check) and the DuckDB
+                  file's local directory is writable
 - duckdb          the DuckDB file opens read-only (missing is fine: the first refresh creates it)
 
-Nothing here writes to AWS, the lake or the DuckDB file.
+Nothing here writes to AWS (beyond that one check object on S3), the lake or the DuckDB file.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from sm_assets.core.collect import account_state, assume_role_session, client_config, role_arn
 from sm_assets.core.config import ConfigError, Settings, ensure_writable_dir
+from sm_assets.core.schemas import COLLECTION_STATUS_DATASET
 
 MEMBER_ROLE_POLICY = "sm_assets/iam/member-role-policy.json"
 MEMBER_TRUST_POLICY = "sm_assets/iam/member-role-trust-policy.json"
@@ -232,7 +235,39 @@ def check_regions(member_session: boto3.Session, account_id: str, regions: Seque
 # Local checks
 
 
+def check_s3_data_dir(settings: Settings) -> DoctorCheck:
+    """The S3 lake: the bucket lists (s3:ListBucket) and takes a PUT (s3:PutObject); the DuckDB file's local
+    directory is writable."""
+    from sm_assets.core import lake, s3
+
+    uri = settings.data_location
+    fix = (
+        f"create the bucket or fix SM_ASSETS_DATA_DIR; the deploying identity needs s3:ListBucket on "
+        f"arn:aws:s3:::{s3.bucket_of(uri)} and s3:GetObject/s3:PutObject on its objects; check "
+        "AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL and network access to S3"
+    )
+    try:
+        days = len(lake.s3_snapshot_folders(str(settings.lake_dir), COLLECTION_STATUS_DATASET))
+        s3.ensure_writable(uri)
+    except (ConfigError, lake.LakeError) as exc:
+        return DoctorCheck("data_dir", False, _short(str(exc), 300), fix)
+    try:
+        ensure_writable_dir(settings.duckdb_path.parent, "SM_ASSETS_DUCKDB_PATH")
+    except ConfigError as exc:
+        return DoctorCheck(
+            "data_dir", False, str(exc), "point SM_ASSETS_DUCKDB_PATH at a file in a writable local directory"
+        )
+    return DoctorCheck(
+        "data_dir",
+        True,
+        f"{uri} is reachable and writable ({s3.describe_target()}; {_plural(days, 'snapshot date')} stored); "
+        f"DuckDB file in {settings.duckdb_path.parent}",
+    )
+
+
 def check_data_dir(settings: Settings) -> DoctorCheck:
+    if settings.on_s3:
+        return check_s3_data_dir(settings)
     try:
         ensure_writable_dir(settings.data_dir)
     except ConfigError as exc:
@@ -272,7 +307,8 @@ def check_duckdb(settings: Settings) -> DoctorCheck:
             "duckdb",
             False,
             _short(f"{path} cannot be opened ({type(exc).__name__}): {message}", 240),
-            f"the file holds only views over the Parquet lake: move it away (mv {path} {path}.broken) and run "
+            "the file holds only views over (for an S3 lake: tables loaded from) the Parquet lake: "
+            f"move it away (mv {path} {path}.broken) and run "
             "`sm-assets refresh` to recreate it; no data is lost",
         )
     views = ", ".join(f"{schema}: {n}" for schema, n in rows) or "none yet"

@@ -1,7 +1,9 @@
 """Dagster integration against the seeded fake organization (moto in-process).
 
 Follows the Dagster testing ladder: a plain call of the core, the asset with `build_asset_context`,
-then `dg.materialize` of every asset and check through a real (ephemeral) instance.
+then `dg.materialize` of every asset and check through a real (ephemeral) instance. The tests marked
+BOTH_LAKES run twice: with a local lake, and with the lake on moto's S3 server (SM_ASSETS_DATA_DIR=s3://...,
+AWS_ENDPOINT_URL_S3 pointing at it) while SageMaker and STS still hit the in-process fake organization.
 """
 
 import json
@@ -25,9 +27,20 @@ from sm_assets.demo.seed import DemoOrg
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 
 
+BOTH_LAKES = pytest.mark.parametrize("lake_kind", ["local", "s3"], indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.build(data_dir=tmp_path, regions=REGIONS, role_name="SageMakerInventoryReadOnly")
+def lake_kind(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "local")  # local unless a test asks for BOTH_LAKES
+
+
+@pytest.fixture
+def settings(data_location: Path | str, tmp_path: Path) -> Settings:
+    duckdb_path = None if isinstance(data_location, Path) else tmp_path / "sm_assets.duckdb"
+    return Settings.build(
+        data_dir=data_location, duckdb_path=duckdb_path, regions=REGIONS, role_name="SageMakerInventoryReadOnly"
+    )
 
 
 @pytest.fixture
@@ -65,6 +78,7 @@ def test_asset_with_build_asset_context(org: DemoOrg, settings: Settings, instan
     assert checks == {"every_region_has_status": True, "no_access_denied": True, "no_collection_errors": True}
 
 
+@BOTH_LAKES
 def test_materialize_stores_exactly_what_exists(org: DemoOrg, settings: Settings, instance: dg.DagsterInstance) -> None:
     account = busiest_account(org)
     result = materialize(settings, instance, account)
@@ -113,8 +127,12 @@ def test_materialize_stores_exactly_what_exists(org: DemoOrg, settings: Settings
     metadata = mat.asset_materialization.metadata  # type: ignore[union-attr]
     assert metadata["dagster/row_count"].value == len(truth)
     assert "dagster/column_lineage" in metadata and "dagster/column_schema" in metadata
+    assert str(metadata["path"].value).startswith(f"{settings.lake_dir}/sagemaker_model_quality_job_definition/")
+    if settings.on_s3:  # only the DuckDB file is local
+        assert sorted(p.name for p in settings.data_dir.iterdir()) == ["sm_assets.duckdb"]
 
 
+@BOTH_LAKES
 def test_denied_account_is_reported_not_empty(org: DemoOrg, settings: Settings, instance: dg.DagsterInstance) -> None:
     denied = org.denied_account_ids[0]
     result = materialize(settings, instance, denied)
@@ -194,6 +212,7 @@ def test_region_error_stores_the_rest_and_turns_the_run_red(
     assert evaluations["no_collection_errors"] is False
 
 
+@BOTH_LAKES
 def test_one_batched_run_materializes_each_account_partition(
     org: DemoOrg, settings: Settings, instance: dg.DagsterInstance
 ) -> None:

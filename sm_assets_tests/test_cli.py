@@ -150,3 +150,60 @@ def test_corrupt_duckdb_file_is_one_line_before_any_run(tmp_path: Path) -> None:
     assert result.stderr.strip().count("\n") == 0
     assert "cannot be opened" in result.stderr and "sm_assets.duckdb.broken" in result.stderr
     assert not (tmp_path / "lake").exists()  # nothing ran, nothing was touched
+
+
+def test_refresh_and_query_with_the_lake_on_s3(
+    fake_org: tuple[str, object], s3_data_dir: str, s3_endpoint: str, tmp_path: Path
+) -> None:
+    """The fake organization answers SageMaker/STS/Organizations (AWS_ENDPOINT_URL); the lake goes to moto's
+    S3 server (AWS_ENDPOINT_URL_S3, service-specific, wins for S3); only the DuckDB file is local."""
+    from sm_assets.core import lake
+
+    endpoint, org = fake_org
+    db = tmp_path / "local" / "sm_assets.duckdb"
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SM_ASSETS_DATA_DIR": s3_data_dir,
+        "SM_ASSETS_DUCKDB_PATH": str(db),
+    }
+    result = run_cli(["refresh"], env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "reports for" in result.stdout and "materialized" in result.stdout
+    (denied,) = org.denied_account_ids  # type: ignore[attr-defined]
+    truth = {
+        d.arn
+        for t in org.resources.values()  # type: ignore[attr-defined]
+        for d in t.job_definitions
+        if t.account_id != denied
+    }
+    query = run_cli(["query", "SELECT count(*) AS n FROM aws.sagemaker_model_quality_job_definition"], env)
+    assert query.returncode == 0 and f"\n{len(truth)}\n(1 rows)" in query.stdout, query.stdout
+    assert rows(db, "SELECT count(*) FROM reports.model_quality_fleet_summary")[0][0] == 1
+    lake_uri = f"{s3_data_dir}/lake"
+    accounts = rows(db, "SELECT count(DISTINCT account_id) FROM aws.collection_status")[0][0]
+    assert len(lake.dataset_files(lake_uri, "collection_status")) == accounts >= len(org.member_account_ids)  # type: ignore[attr-defined]
+    assert lake.dataset_files(lake_uri, "reports") == []  # report files live in reports/<table>/, not as a dataset
+    assert sorted(p.name for p in db.parent.iterdir() if not p.name.endswith(".wal")) == [
+        "dagster_home",
+        "sm_assets.duckdb",
+    ]
+
+
+def test_missing_bucket_is_one_line(s3_endpoint: str, tmp_path: Path) -> None:
+    env = {
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SM_ASSETS_DATA_DIR": "s3://no-such-bucket-here/lake-prefix",
+        "SM_ASSETS_DUCKDB_PATH": str(tmp_path / "sm_assets.duckdb"),
+        "SM_ASSETS_ACCOUNTS": "111111111111",
+    }
+    result = run_cli(["refresh"], env, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "s3://no-such-bucket-here/lake-prefix" in result.stderr and "bucket does not exist" in result.stderr
+    assert not (tmp_path / "sm_assets.duckdb").exists()

@@ -193,6 +193,32 @@ def test_unwritable_data_dir(tmp_path: Path) -> None:
     assert not c["data_dir"].ok and "SM_ASSETS_DATA_DIR" in (c["data_dir"].fix or "")
 
 
+def test_s3_data_dir_reachable_and_writable(tmp_path: Path, s3_data_dir: str) -> None:
+    settings = Settings.build(
+        data_dir=s3_data_dir, duckdb_path=tmp_path / "db" / "sm_assets.duckdb", regions=["us-east-1"], role_name="r"
+    )
+    c = {check.name: check for check in run_doctor(settings, base_session=_NoCredentials())}
+    assert c["data_dir"].ok and f"{s3_data_dir} is reachable and writable (endpoint http://127.0.0.1:" in (
+        c["data_dir"].detail
+    )
+    assert str(tmp_path / "db") in c["data_dir"].detail and c["duckdb"].ok
+
+
+def test_s3_data_dir_missing_bucket(tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    settings = Settings.build(
+        data_dir="s3://no-such-bucket-x/p",
+        duckdb_path=tmp_path / "sm_assets.duckdb",
+        regions=["us-east-1"],
+        role_name="r",
+        check_writable=False,
+    )
+    c = {check.name: check for check in run_doctor(settings, base_session=_NoCredentials())}
+    check = c["data_dir"]
+    assert not check.ok and "s3://no-such-bucket-x/p" in check.detail and "bucket does not exist" in check.detail
+    assert "s3:ListBucket" in (check.fix or "") and "\n" not in check.detail
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Failures the fake organization cannot produce: stubbed clients
 

@@ -262,6 +262,9 @@ def demo_calls(tmp_path_factory: pytest.TempPathFactory) -> Recorder:
         mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         mp.setenv("SM_ASSETS_DATA_DIR", str(data / "data"))
         mp.setenv("DAGSTER_HOME", str(data / "data" / "dagster_home"))
+        # The recorder hooks botocore in this process: keep the collector's calls here (worker processes
+        # run the same collect.py code, so the calls recorded are the calls they would make).
+        mp.setenv("SM_ASSETS_COLLECT_PROCESSES", "1")
         mp.setattr(botocore.session.Session, "create_client", create_client)
         mp.setattr(cli, "run_refresh", run_refresh)
         code = cli.run_demo(Settings.from_env(), echo=output.append)

@@ -13,6 +13,7 @@ from pathlib import Path
 DEFAULT_REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 DEFAULT_ROLE_NAME = "SageMakerInventoryReadOnly"
 DEFAULT_DATA_DIR = "./data"
+DUCKDB_FILE = "sm_assets.duckdb"
 DEFAULT_COVERAGE_DROP_WARN_POINTS = 5.0
 
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -102,19 +103,48 @@ def parse_processes(value: int | str) -> int:
     return count
 
 
-def ensure_writable_dir(path: Path) -> Path:
+def ensure_writable_dir(path: Path, setting: str = "SM_ASSETS_DATA_DIR") -> Path:
     """Create the data dir if needed and prove we can write into it."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise ConfigError(f"SM_ASSETS_DATA_DIR {str(path)!r} is not writable: {exc.strerror or exc}") from None
+        raise ConfigError(f"{setting} {str(path)!r} is not writable: {exc.strerror or exc}") from None
+    return path
+
+
+def parse_data_dir(data_dir: str | os.PathLike[str]) -> tuple[Path | None, str | None]:
+    """(local directory, None) or (None, normalized s3:// URI) for SM_ASSETS_DATA_DIR."""
+    from sm_assets.core import s3
+
+    text = os.fspath(data_dir)
+    if s3.is_s3_uri(text):
+        return None, s3.normalize_uri(text)
+    if s3.has_scheme(text):
+        raise ConfigError(
+            f"SM_ASSETS_DATA_DIR {text!r}: only local directories and s3://bucket/prefix URIs are supported"
+        )
+    return Path(text).expanduser().resolve(), None
+
+
+def parse_duckdb_path(value: str | os.PathLike[str]) -> Path:
+    """SM_ASSETS_DUCKDB_PATH: a local file (DuckDB cannot keep its database file on S3)."""
+    from sm_assets.core import s3
+
+    text = os.fspath(value)
+    if s3.has_scheme(text):
+        raise ConfigError(f"SM_ASSETS_DUCKDB_PATH {text!r} must be a local file path: DuckDB keeps its file on disk")
+    path = Path(text).expanduser().resolve()
+    if path.is_dir():
+        raise ConfigError(f"SM_ASSETS_DUCKDB_PATH {text!r} is a directory: give a file, e.g. ./data/{DUCKDB_FILE}")
     return path
 
 
 @dataclass(frozen=True)
 class Settings:
+    # The local directory: the lake (unless data_uri is set), the DuckDB file by default, the CLI's DAGSTER_HOME.
+    # With an s3:// SM_ASSETS_DATA_DIR it is the directory of the (local) DuckDB file.
     data_dir: Path
     regions: tuple[str, ...]
     role_name: str
@@ -124,14 +154,26 @@ class Settings:
     redact_secrets: bool = True  # Environment values / secret-looking ContainerArguments never stored
     # Worker processes for collection (1: threads in this process only; moto's in-process mock needs that).
     collect_processes: int = 1
+    data_uri: str | None = None  # s3://bucket/prefix when SM_ASSETS_DATA_DIR is on S3
+    duckdb_file: Path | None = None  # SM_ASSETS_DUCKDB_PATH, when set
 
     @property
     def duckdb_path(self) -> Path:
-        return self.data_dir / "sm_assets.duckdb"
+        return self.duckdb_file or self.data_dir / DUCKDB_FILE
 
     @property
-    def lake_dir(self) -> Path:
-        return self.data_dir / "lake"
+    def lake_dir(self) -> Path | str:
+        """The lake root: a local Path, or an ``s3://bucket/prefix/lake`` URI (see sm_assets.core.lake)."""
+        return f"{self.data_uri}/lake" if self.data_uri else self.data_dir / "lake"
+
+    @property
+    def on_s3(self) -> bool:
+        return self.data_uri is not None
+
+    @property
+    def data_location(self) -> str:
+        """SM_ASSETS_DATA_DIR as configured: the s3:// URI or the local directory."""
+        return self.data_uri or str(self.data_dir)
 
     @classmethod
     def build(
@@ -145,13 +187,23 @@ class Settings:
         coverage_drop_warn_points: float | str = DEFAULT_COVERAGE_DROP_WARN_POINTS,
         redact_secrets: bool | str = True,
         collect_processes: int | str = 1,
+        duckdb_path: str | os.PathLike[str] | None = None,
         check_writable: bool = True,
     ) -> Settings:
-        path = Path(data_dir).expanduser().resolve()
+        path, data_uri = parse_data_dir(data_dir)
+        duckdb_file = parse_duckdb_path(duckdb_path) if duckdb_path else None
+        if path is None:  # on S3: local state lives next to the DuckDB file
+            duckdb_file = duckdb_file or Path(DEFAULT_DATA_DIR, DUCKDB_FILE).resolve()
+            path = duckdb_file.parent
         if check_writable:
-            ensure_writable_dir(path)
-        return cls(
+            if duckdb_file is not None and (data_uri or duckdb_file.parent != path):
+                ensure_writable_dir(duckdb_file.parent, "SM_ASSETS_DUCKDB_PATH")
+            if not data_uri:
+                ensure_writable_dir(path)
+        settings = cls(
             data_dir=path,
+            data_uri=data_uri,
+            duckdb_file=duckdb_file,
             regions=validate_regions(list(regions)),
             role_name=validate_role_name(role_name),
             external_id=external_id or None,
@@ -160,6 +212,11 @@ class Settings:
             redact_secrets=parse_bool("SM_ASSETS_REDACT_SECRETS", redact_secrets),
             collect_processes=parse_processes(collect_processes),
         )
+        if check_writable and data_uri:  # after the cheap checks: this one is a network call
+            from sm_assets.core import s3
+
+            s3.ensure_writable(data_uri)
+        return settings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, check_writable: bool = True) -> Settings:
@@ -174,5 +231,6 @@ class Settings:
             or DEFAULT_COVERAGE_DROP_WARN_POINTS,
             redact_secrets=env.get("SM_ASSETS_REDACT_SECRETS") or True,
             collect_processes=env.get("SM_ASSETS_COLLECT_PROCESSES") or "auto",
+            duckdb_path=env.get("SM_ASSETS_DUCKDB_PATH") or None,
             check_writable=check_writable,
         )

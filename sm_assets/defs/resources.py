@@ -10,7 +10,9 @@ from sm_assets.core.config import Settings
 class SmAssetsConfig(dg.ConfigurableResource):
     """Where the lake lives and what to collect. Defaults come from the SM_ASSETS_* environment variables."""
 
-    data_dir: str = Field(description="Directory holding the Parquet lake and sm_assets.duckdb")
+    data_dir: str = Field(
+        description="Directory holding the Parquet lake and sm_assets.duckdb, or s3://bucket/prefix for the lake"
+    )
     regions: list[str] = Field(description="Regions to collect in every account")
     role_name: str = Field(description="Read-only role assumed in each member account")
     external_id: str | None = Field(default=None, description="ExternalId for AssumeRole, if the role needs one")
@@ -28,11 +30,14 @@ class SmAssetsConfig(dg.ConfigurableResource):
         default=1,
         description="Worker processes collecting accounts in parallel (SM_ASSETS_COLLECT_PROCESSES; 1: threads only)",
     )
+    duckdb_path: str | None = Field(
+        default=None, description="Local DuckDB file (default: <data_dir>/sm_assets.duckdb, ./data/ on S3)"
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SmAssetsConfig":
         return cls(
-            data_dir=str(settings.data_dir),
+            data_dir=settings.data_location,
             regions=list(settings.regions),
             role_name=settings.role_name,
             external_id=settings.external_id,
@@ -40,6 +45,7 @@ class SmAssetsConfig(dg.ConfigurableResource):
             coverage_drop_warn_points=settings.coverage_drop_warn_points,
             redact_secrets=settings.redact_secrets,
             collect_processes=settings.collect_processes,
+            duckdb_path=str(settings.duckdb_file) if settings.duckdb_file else None,
         )
 
     def settings(self) -> Settings:
@@ -53,6 +59,7 @@ class SmAssetsConfig(dg.ConfigurableResource):
             coverage_drop_warn_points=self.coverage_drop_warn_points,
             redact_secrets=self.redact_secrets,
             collect_processes=self.collect_processes,
+            duckdb_path=self.duckdb_path,
         )
 
 

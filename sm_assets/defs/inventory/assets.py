@@ -1,7 +1,7 @@
 """Account-partitioned inventory assets: raw describe output per account, then normalized tables."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -15,9 +15,11 @@ from sm_assets.core.collect import AccountSnapshot, collect_accounts
 from sm_assets.core.config import Settings
 from sm_assets.core.lake import (
     LakeError,
+    LakePath,
     check_account_file,
     dataset_file,
     latest_snapshot_date,
+    local_copies,
     read_file,
     write_atomic,
     write_many_atomic,
@@ -82,11 +84,11 @@ def column_lineage(spec: ResourceSpec) -> dg.TableColumnLineage:
     )
 
 
-def _lake_path(settings: Settings, dataset: str, snapshot_date: date, account_id: str) -> Path:
+def _lake_path(settings: Settings, dataset: str, snapshot_date: date, account_id: str) -> LakePath:
     return dataset_file(settings.lake_dir, dataset, snapshot_date, account_id)
 
 
-def write_snapshot(settings: Settings, snapshot: AccountSnapshot) -> dict[str, Path]:
+def write_snapshot(settings: Settings, snapshot: AccountSnapshot) -> dict[str, LakePath]:
     """Store one account snapshot: a status file plus one raw file per resource type."""
     paths = {
         spec.resource_type: write_atomic(
@@ -103,7 +105,7 @@ def write_snapshot(settings: Settings, snapshot: AccountSnapshot) -> dict[str, P
     return paths
 
 
-def _status_checks(regions: tuple[str, ...], stored_status_paths: dict[str, Path]) -> list[dg.AssetCheckResult]:
+def _status_checks(regions: tuple[str, ...], stored_status_paths: dict[str, LakePath]) -> list[dg.AssetCheckResult]:
     """Checks over the status files just written, for every account of the run."""
     expected = {(r, s.resource_type) for r in regions for s in RESOURCE_SPECS}
     missing, denied, errors = [], [], []
@@ -293,15 +295,15 @@ def collect_sagemaker_account(
 # Normalized tables
 
 
-def _sql_path(path: Path) -> str:
+def _sql_path(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
 def run_table_checks(
-    conn: duckdb.DuckDBPyConnection, spec: ResourceSpec, paths: list[Path], key: dg.AssetKey
+    conn: duckdb.DuckDBPyConnection, spec: ResourceSpec, paths: Sequence[Path | str], key: dg.AssetKey
 ) -> list[dg.AssetCheckResult]:
-    """Checks scoped to the partitions of the run (the files just written), plus the view's exact
-    columns and types."""
+    """Checks scoped to the partitions of the run (the files just written, as local paths: see
+    lake.local_copies), plus the view's exact columns and types."""
     table = spec.table
     expected = [(c.name, c.duckdb_type) for c in table.columns]
     actual = [(r[0], r[1]) for r in conn.execute(f"DESCRIBE aws.{table.name}").fetchall()]
@@ -357,13 +359,13 @@ def scratch_connection() -> duckdb.DuckDBPyConnection:
 
 def normalize_accounts(
     settings: Settings, spec: ResourceSpec, account_ids: list[str], conn: duckdb.DuckDBPyConnection
-) -> dict[str, tuple[Path, date, list[dict], dict[str, int]]]:
+) -> dict[str, tuple[LakePath, date, list[dict], dict[str, int]]]:
     """Normalize each account's latest raw snapshot into its table file.
 
     Returns account -> (file, snapshot date, status rows, rows by region). The raw files go through
     DuckDB in batches (normalize.normalize_files_per_account), not one query per account.
     """
-    plan: dict[str, tuple[Path, date, list[dict]]] = {}
+    plan: dict[str, tuple[LakePath, date, list[dict]]] = {}
     for account_id in account_ids:
         snapshot_date = latest_snapshot_date(settings.lake_dir, COLLECTION_STATUS_DATASET, account_id)
         if snapshot_date is None:
@@ -377,16 +379,18 @@ def normalize_accounts(
         except LakeError as exc:
             raise dg.Failure(str(exc)) from None
         plan[account_id] = (raw_path, snapshot_date, status.to_pylist())
-    raw_files = {a: str(raw_path) for a, (raw_path, _, _) in plan.items()}
-    written: dict[str, tuple[Path, date, list[dict], dict[str, int]]] = {}
+    written: dict[str, tuple[LakePath, date, list[dict], dict[str, int]]] = {}
     try:
-        for batch in normalize_files_per_account(conn, raw_files, spec.table):
-            outs = write_many_atomic(
-                (table, _lake_path(settings, spec.table.name, plan[a][1], a)) for a, table in batch.items()
-            )
-            for (account_id, table), out in zip(batch.items(), outs, strict=True):
-                _, day, status = plan[account_id]
-                written[account_id] = (out, day, status, rows_by_region(table))
+        # On S3, DuckDB reads local copies (no httpfs offline); locally these are the lake files themselves.
+        with local_copies([raw_path for raw_path, _, _ in plan.values()]) as local_paths:
+            raw_files = dict(zip(plan, local_paths, strict=True))
+            for batch in normalize_files_per_account(conn, raw_files, spec.table):
+                outs = write_many_atomic(
+                    (table, _lake_path(settings, spec.table.name, plan[a][1], a)) for a, table in batch.items()
+                )
+                for (account_id, table), out in zip(batch.items(), outs, strict=True):
+                    _, day, status = plan[account_id]
+                    written[account_id] = (out, day, status, rows_by_region(table))
     except duckdb.Error as exc:
         # Name the file: the footer check passed, so a data page is damaged somewhere in the batch.
         for raw_path, _, _ in plan.values():
@@ -440,8 +444,7 @@ def build_normalized_asset(spec: ResourceSpec) -> dg.AssetsDefinition:
         # In-memory DuckDB (`duckdb` here is the resource): normalizing needs no lock on the shared file.
         with scratch_connection() as scratch:
             written = normalize_accounts(settings, spec, list(context.partition_keys), scratch)
-        paths = [out for out, _, _, _ in written.values()]
-        with duckdb.get_connection() as conn:
+        with local_copies([out for out, _, _, _ in written.values()]) as paths, duckdb.get_connection() as conn:
             refresh_views(conn, settings.lake_dir)
             checks = run_table_checks(conn, spec, paths, key)
         schema_meta = {

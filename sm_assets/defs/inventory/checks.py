@@ -3,7 +3,7 @@
 import dagster as dg
 import pyarrow as pa
 
-from sm_assets.core.lake import LakeError, read_file, snapshot_dates
+from sm_assets.core.lake import LakeError, dataset_files, read_file, snapshot_dates
 from sm_assets.core.schemas import COLLECTION_STATUS_DATASET, COLLECTION_STATUS_SCHEMA, RAW_SCHEMA
 from sm_assets.core.specs import RESOURCE_SPECS
 from sm_assets.defs.inventory.assets import STATUS_KEY
@@ -29,16 +29,12 @@ def lake_files_readable(sm_config: SmAssetsConfig) -> dg.AssetCheckResult:
     broken: list[str] = []
     checked = 0
     for dataset, schema in lake_datasets().items():
-        root = settings.lake_dir / dataset
-        if not root.is_dir():
-            continue
-        for day_dir in root.glob("snapshot_date=*"):
-            for path in day_dir.glob("account_id=*.parquet"):
-                checked += 1
-                try:
-                    read_file(path, schema)
-                except LakeError as exc:
-                    broken.append(str(exc))
+        for path in dataset_files(settings.lake_dir, dataset):
+            checked += 1
+            try:
+                read_file(path, schema)
+            except LakeError as exc:
+                broken.append(str(exc))
     days = snapshot_dates(settings.lake_dir, COLLECTION_STATUS_DATASET)
     return dg.AssetCheckResult(
         passed=not broken,

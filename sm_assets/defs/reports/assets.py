@@ -2,7 +2,6 @@
 
 from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -11,7 +10,17 @@ from dagster_duckdb import DuckDBResource
 
 from sm_assets.core import reports
 from sm_assets.core.chart import coverage_chart_html
-from sm_assets.core.lake import create_report_views, refresh_inventory_views, report_file, write_atomic
+from sm_assets.core.lake import (
+    LakeDir,
+    LakePath,
+    create_report_views,
+    join,
+    location_uri,
+    refresh_inventory_views,
+    report_file,
+    write_atomic,
+    write_text,
+)
 from sm_assets.core.schemas import Column
 from sm_assets.defs.inventory.assets import NORMALIZED_KEYS, STATUS_KEY
 from sm_assets.defs.resources import SmAssetsConfig
@@ -43,8 +52,8 @@ def table_schema(columns: Sequence[Column]) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(c.name, c.duckdb_type, description=c.description) for c in columns])
 
 
-def chart_path(lake_dir: Path, report_date: date) -> Path:
-    return lake_dir / "reports" / "charts" / f"model_quality_coverage_{report_date.isoformat()}.html"
+def chart_path(lake_dir: LakeDir, report_date: date) -> LakePath:
+    return join(lake_dir, "reports", "charts", f"model_quality_coverage_{report_date.isoformat()}.html")
 
 
 def _report_checks(
@@ -168,8 +177,7 @@ def model_quality_reports(
             reports.to_arrow(data, reports.REPORT_TABLES[table]), report_file(settings.lake_dir, table, day)
         )
     chart = chart_path(settings.lake_dir, day)
-    chart.parent.mkdir(parents=True, exist_ok=True)
-    chart.write_text(coverage_chart_html(day.isoformat(), reports.worst_accounts(result.coverage, 50), trend))
+    write_text(coverage_chart_html(day.isoformat(), reports.worst_accounts(result.coverage, 50), trend), chart)
     with duckdb.get_connection() as conn:
         create_report_views(conn, settings.lake_dir, REPORT_VIEWS)
     markdown = result.markdown(10)
@@ -187,7 +195,7 @@ def model_quality_reports(
             "dagster/row_count": len(result.coverage),
             "summary": dg.MetadataValue.md(markdown),
             "chart": dg.MetadataValue.path(str(chart)),
-            "chart_url": dg.MetadataValue.url(chart.as_uri()),
+            "chart_url": dg.MetadataValue.url(location_uri(chart)),
             "path": dg.MetadataValue.path(str(paths[COVERAGE_KEY])),
         },
     )
