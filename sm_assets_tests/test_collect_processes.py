@@ -105,10 +105,17 @@ def test_a_dying_worker_costs_only_its_unfinished_accounts(
 
 
 def test_auto_means_one_worker_per_core_and_small_runs_stay_in_process(tmp_path: Path) -> None:
-    from sm_assets.core.config import ConfigError
+    from sm_assets.core.config import ConfigError, usable_cpus
 
     auto = Settings.from_env({"SM_ASSETS_DATA_DIR": str(tmp_path)}).collect_processes
-    assert auto == max(1, min(8, len(os.sched_getaffinity(0))))
+    assert auto == min(8, usable_cpus()) and 1 <= auto <= len(os.sched_getaffinity(0))
+    # A container's CPU limit (cgroup v2 quota) caps it: 150000/100000 -> 2 CPUs, "max" -> no cap.
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("150000 100000\n")
+    assert usable_cpus(cpu_max) == min(2, len(os.sched_getaffinity(0)))
+    cpu_max.write_text("max 100000\n")
+    assert usable_cpus(cpu_max) == len(os.sched_getaffinity(0))
+    assert usable_cpus(tmp_path / "absent") == len(os.sched_getaffinity(0))
     assert Settings.build(data_dir=tmp_path, regions=REGIONS, role_name="r").collect_processes == 1
     with pytest.raises(ConfigError, match="SM_ASSETS_COLLECT_PROCESSES 'many' is not a number"):
         Settings.from_env({"SM_ASSETS_DATA_DIR": str(tmp_path), "SM_ASSETS_COLLECT_PROCESSES": "many"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -90,10 +91,23 @@ def validate_points(value: float | str) -> float:
     return points
 
 
+def usable_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a container's CPU limit,
+    which the affinity mask doesn't show)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota: the affinity stands
+    return max(1, cpus)
+
+
 def parse_processes(value: int | str) -> int:
-    """SM_ASSETS_COLLECT_PROCESSES: a positive count, or "auto" (one per CPU core, at most 8)."""
+    """SM_ASSETS_COLLECT_PROCESSES: a positive count, or "auto" (one per usable CPU, at most 8)."""
     if isinstance(value, str) and value.strip().lower() == "auto":
-        return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+        return min(8, usable_cpus())
     try:
         count = int(value)
     except (TypeError, ValueError):
