@@ -16,22 +16,14 @@ REGIONS = ("us-east-1", "eu-west-1")
 
 @pytest.fixture(scope="module")
 def served_org() -> Iterator[tuple[str, DemoOrg]]:
+    from sm_assets.cli import patched_env
     from sm_assets.demo.fake_aws import fake_aws_server
     from sm_assets.demo.seed import seed_demo_org
 
     # Module scope outlives monkeypatch (and runs before conftest's autouse fixture): save and restore by hand.
     fake = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in [*fake, "AWS_ENDPOINT_URL"]}
-    with fake_aws_server() as endpoint:
-        os.environ.update(fake, AWS_ENDPOINT_URL=endpoint)
-        try:
-            yield endpoint, seed_demo_org(endpoint, regions=REGIONS, accounts=8, seed=5)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with fake_aws_server() as endpoint, patched_env({**fake, "AWS_ENDPOINT_URL": endpoint}):
+        yield endpoint, seed_demo_org(endpoint, regions=REGIONS, accounts=8, seed=5)
 
 
 @pytest.fixture

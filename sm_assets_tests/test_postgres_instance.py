@@ -17,7 +17,6 @@ from the file names a SQLAlchemy driver that is installed.
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from sm_assets_tests.helpers import clean_env, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY_YAML = REPO / "deploy" / "dagster.yaml"
@@ -54,18 +55,6 @@ def postgres_bindir() -> Path | None:
         return max(found, key=lambda b: int(b.parent.name) if b.parent.name.isdigit() else 0)
     initdb = shutil.which("initdb")
     return Path(initdb).resolve().parent if initdb else None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_ASSETS_", "DAGSTER_"))}
-    env.update(extra)
-    return env
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 
 from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION
+from sm_assets_tests.helpers import clean_env, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
@@ -43,18 +43,6 @@ START_TIMEOUT_S = 120
 
 # ---------------------------------------------------------------------------------------------------------
 # Process and HTTP helpers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_ASSETS_", "DAGSTER_"))}
-    env.update(extra)
-    return env
 
 
 def processes_with_env(marker: str) -> list[int]:

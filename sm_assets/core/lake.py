@@ -158,15 +158,20 @@ def _one_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
+def _parquet_source(path: LakePath) -> Path | pa.BufferReader:
+    """What pyarrow opens for a lake file: the local path, or an S3 object's bytes; LakeError if missing."""
+    if is_s3(path):
+        return pa.BufferReader(read_bytes(path))
+    local = Path(path)
+    if not local.exists():
+        raise LakeError(f"lake file missing: {local}")
+    return local
+
+
 def check_account_file(path: LakePath, schema: pa.Schema, account_id: str) -> int:
     """Cheap pre-flight for a per-account file: readable footer, expected columns, only `account_id`
     rows (from the column statistics, no data read locally). Returns the row count; LakeError otherwise."""
-    if is_s3(path):
-        source: Path | pa.BufferReader = pa.BufferReader(read_bytes(path))
-    else:
-        source = Path(path)
-        if not source.exists():
-            raise LakeError(f"lake file missing: {path}")
+    source = _parquet_source(path)
     try:
         meta = pq.read_metadata(source)
         names = meta.schema.to_arrow_schema().names
@@ -193,13 +198,7 @@ def check_account_file(path: LakePath, schema: pa.Schema, account_id: str) -> in
 
 def read_file(path: LakePath, schema: pa.Schema) -> pa.Table:
     """Read one lake file and insist on the expected columns; corrupt files raise LakeError."""
-    if is_s3(path):
-        source: Path | pa.BufferReader = pa.BufferReader(read_bytes(path))
-    else:
-        path = Path(path)
-        if not path.exists():
-            raise LakeError(f"lake file missing: {path}")
-        source = path
+    source = _parquet_source(path)
     try:
         table = pq.read_table(source)
         names = table.column_names  # decodes the footer's column names: corrupt bytes fail here
