@@ -21,7 +21,6 @@ from sm_assets.core.lake import (
     latest_snapshot_date,
     local_copies,
     read_file,
-    write_atomic,
     write_many_atomic,
 )
 from sm_assets.core.lake import refresh_inventory_views as refresh_views
@@ -88,20 +87,26 @@ def _lake_path(settings: Settings, dataset: str, snapshot_date: date, account_id
     return dataset_file(settings.lake_dir, dataset, snapshot_date, account_id)
 
 
-def write_snapshot(settings: Settings, snapshot: AccountSnapshot) -> dict[str, LakePath]:
-    """Store one account snapshot: a status file plus one raw file per resource type."""
-    paths = {
-        spec.resource_type: write_atomic(
-            raw_table(snapshot, spec.resource_type),
-            _lake_path(settings, spec.raw_dataset, snapshot.snapshot_date, snapshot.account_id),
-        )
-        for spec in RESOURCE_SPECS
-    }
-    # The status file goes last: its presence marks the snapshot as complete.
-    paths[COLLECTION_STATUS_DATASET] = write_atomic(
-        status_table(snapshot),
-        _lake_path(settings, COLLECTION_STATUS_DATASET, snapshot.snapshot_date, snapshot.account_id),
-    )
+def write_snapshots(settings: Settings, snapshots: list[AccountSnapshot]) -> dict[str, dict[str, LakePath]]:
+    """Store account snapshots: per account a status file plus one raw file per resource type, written by
+    a few threads, 64 accounts at a time (their Arrow tables are in memory meanwhile). Within a group every
+    raw file goes before any status file: a status file marks its snapshot complete."""
+    paths: dict[str, dict[str, LakePath]] = {snap.account_id: {} for snap in snapshots}
+    for start in range(0, len(snapshots), 64):
+        chunk = snapshots[start : start + 64]
+        raw = [
+            (snap, spec.resource_type, spec.raw_dataset, raw_table(snap, spec.resource_type))
+            for snap in chunk
+            for spec in RESOURCE_SPECS
+        ]
+        status = [(snap, COLLECTION_STATUS_DATASET, COLLECTION_STATUS_DATASET, status_table(snap)) for snap in chunk]
+        for group in (raw, status):
+            written = write_many_atomic(
+                (table, _lake_path(settings, dataset, snap.snapshot_date, snap.account_id))
+                for snap, _, dataset, table in group
+            )
+            for (snap, key, _, _), path in zip(group, written, strict=True):
+                paths[snap.account_id][key] = path
     return paths
 
 
@@ -233,7 +238,7 @@ def collect_sagemaker_account(
         context.log.info(f"collected {done}/{len(accounts)} accounts (latest {snap.account_id}: {state})")
 
     snapshots = collect_accounts(accounts, settings, previous=previous, on_done=progress)
-    paths = {a: write_snapshot(settings, snap) for a, snap in snapshots.items()}
+    paths = write_snapshots(settings, list(snapshots.values()))
     for snap in snapshots.values():
         bad = [s for s in snap.statuses if s.status != "ok"]
         if bad and len(bad) == len(snap.statuses) and len({(s.error_code, s.message) for s in bad}) == 1:
