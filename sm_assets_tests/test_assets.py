@@ -302,3 +302,55 @@ def test_raw_file_of_another_account_is_refused(tmp_path: Path) -> None:
         lake.check_account_file(path, RAW_SCHEMA, "222222222222")
     with pytest.raises(lake.LakeError, match="lake file missing"):
         lake.check_account_file(tmp_path / "nope.parquet", RAW_SCHEMA, "222222222222")
+
+
+def test_unparseable_payload_in_a_batch_names_its_file(tmp_path: Path) -> None:
+    """A describe payload DuckDB cannot parse fails the batch; the one-line error names the file."""
+    import duckdb as duck
+    import pyarrow as pa
+
+    from sm_assets.core import lake
+    from sm_assets.core.collect import AccountSnapshot, RawItem, StatusRecord
+    from sm_assets.core.normalize import raw_table, status_table
+    from sm_assets.core.specs import ENDPOINT_SPEC
+    from sm_assets.defs.inventory.assets import normalize_accounts
+
+    settings = Settings.build(data_dir=tmp_path, regions=("us-east-1",), role_name="r")
+    accounts = ["111111111111", "222222222222", "333333333333"]
+    bad_file = None
+    for account_id in accounts:
+        snap = AccountSnapshot(account_id, datetime.now(UTC), ("us-east-1",))
+        arn = f"arn:aws:sagemaker:us-east-1:{account_id}:endpoint/ep"
+        snap.items.append(RawItem("endpoint", "us-east-1", arn, "ep", {"EndpointArn": arn, "EndpointName": "ep"}, []))
+        snap.statuses = [StatusRecord("us-east-1", s.resource_type, "ok") for s in (ENDPOINT_SPEC,)]
+        raw = raw_table(snap, "endpoint")
+        if account_id == accounts[1]:
+            raw = raw.set_column(raw.schema.get_field_index("describe_json"), "describe_json", pa.array(["{not json"]))
+        path = lake.write_atomic(
+            raw, lake.dataset_file(settings.lake_dir, ENDPOINT_SPEC.raw_dataset, snap.snapshot_date, account_id)
+        )
+        lake.write_atomic(
+            status_table(snap),
+            lake.dataset_file(settings.lake_dir, "collection_status", snap.snapshot_date, account_id),
+        )
+        if account_id == accounts[1]:
+            bad_file = path
+    with pytest.raises(dg.Failure) as failure:
+        normalize_accounts(settings, ENDPOINT_SPEC, accounts, duck.connect())
+    message = failure.value.description or ""
+    assert f"cannot normalize {bad_file}" in message and "\n" not in message
+
+
+def test_raw_file_with_missing_account_ids_is_refused(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sm_assets.core import lake
+    from sm_assets.core.schemas import RAW_SCHEMA
+
+    rows = {f.name: pa.array([None, None], f.type) for f in RAW_SCHEMA}
+    rows["account_id"] = pa.array(["111111111111", None])
+    path = tmp_path / "account_id=111111111111.parquet"
+    pq.write_table(pa.table(rows, schema=RAW_SCHEMA), path)
+    with pytest.raises(lake.LakeError, match="rows without an account_id"):
+        lake.check_account_file(path, RAW_SCHEMA, "111111111111")

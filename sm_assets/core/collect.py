@@ -7,13 +7,16 @@ type) gets a status record, so a denied or broken region is never mistaken for a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import pickle
+import site
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -538,6 +541,18 @@ def collect_accounts(
 MIN_ACCOUNTS_PER_PROCESS = 4
 
 
+def _worker_env() -> dict[str, str]:
+    """The worker imports this same sm_assets: its root goes first on PYTHONPATH (the worker runs with
+    -P, so the current directory cannot shadow it), unless it is a site-packages directory, which the
+    worker's interpreter finds anyway and which must not move ahead of the standard library."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    site_dirs = {str(Path(d).resolve()) for d in [*site.getsitepackages(), site.getusersitepackages()]}
+    if package_root not in site_dirs:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    return env
+
+
 def _collect_in_processes(
     account_ids: Sequence[str],
     settings: Settings,
@@ -550,69 +565,86 @@ def _collect_in_processes(
     """Shard the accounts over `python -m sm_assets.core.collect_worker` processes.
 
     Plain subprocesses, not multiprocessing: spawn would re-import the caller's __main__ (for a Dagster
-    process, the whole dagster CLI) and fork is unsafe in a process with threads. Each worker reads
-    its job as one pickle on stdin and sends one pickled AccountSnapshot per finished account.
+    process, the whole dagster CLI) and fork is unsafe in a process with threads. Each worker reads its
+    job as one pickle on stdin and sends one pickled AccountSnapshot per finished account. Its stdin
+    stays open: when this process dies or gives up, the worker sees EOF and exits.
     """
     shards = [list(account_ids[i::processes]) for i in range(processes)]
     per_process = max(1, -(-max_accounts_in_parallel // processes))
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    inbox: Queue[tuple[str, Any]] = Queue()
+    env = _worker_env()
+    inbox: Queue[tuple[int, str, Any]] = Queue()
     workers: list[subprocess.Popen[bytes]] = []
-    readers: list[threading.Thread] = []
+    worker_errors: dict[int, str] = {}
+    results: dict[str, AccountSnapshot] = {}
 
-    def read_results(proc: subprocess.Popen[bytes]) -> None:
+    def read_results(index: int, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
         try:
             while True:
-                inbox.put(pickle.load(proc.stdout))
+                kind, payload = pickle.load(proc.stdout)
+                inbox.put((index, kind, payload))
         except EOFError:
             pass
         except Exception as exc:  # noqa: BLE001 - a garbled stream counts as a dead worker
-            inbox.put(("error", f"collector worker stream broken: {type(exc).__name__}: {exc}"))
-        inbox.put(("exit", proc.pid))
+            inbox.put((index, "error", f"collector worker stream broken: {type(exc).__name__}: {exc}"))
+        inbox.put((index, "exit", None))
 
+    def stop_all(grace_s: float) -> None:
+        deadline = time.monotonic() + grace_s
+        for proc in workers:
+            with contextlib.suppress(OSError):
+                if proc.stdin:
+                    proc.stdin.close()  # EOF: the worker's watchdog exits
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    finished_normally = False
     try:
-        for shard in shards:
+        for index, shard in enumerate(shards):
             proc = subprocess.Popen(
-                [sys.executable, "-m", "sm_assets.core.collect_worker"],
+                [sys.executable, "-P", "-m", "sm_assets.core.collect_worker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=env,
             )
             workers.append(proc)
+            threading.Thread(target=read_results, args=(index, proc), daemon=True).start()
             job = (shard, settings, tuple(specs), {a: (previous or {}).get(a, {}) for a in shard}, per_process)
             assert proc.stdin is not None
-            pickle.dump(job, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            proc.stdin.close()
-            reader = threading.Thread(target=read_results, args=(proc,), daemon=True)
-            reader.start()
-            readers.append(reader)
-        results: dict[str, AccountSnapshot] = {}
-        worker_errors: list[str] = []
+            try:
+                pickle.dump(job, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                proc.stdin.flush()
+            except OSError as exc:  # it died before reading its job (import error, OOM at start, ...)
+                worker_errors.setdefault(index, f"collector worker did not take its job: {exc}")
         exited = 0
         while exited < len(workers) and len(results) < len(account_ids):
-            kind, payload = inbox.get()
+            index, kind, payload = inbox.get()
             if kind == "snapshot":
                 results[payload.account_id] = payload
                 if on_done:
                     on_done(payload)
             elif kind == "error":
-                worker_errors.append(payload)
+                worker_errors.setdefault(index, payload)
             else:
                 exited += 1
+        finished_normally = True
     finally:
-        for proc in workers:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if not finished_normally:  # interrupted or failed: stop the workers' AWS calls now
+            for proc in workers:
+                with contextlib.suppress(OSError):
+                    proc.terminate()
+        stop_all(grace_s=10 if finished_normally else 2)
     # A worker that died takes down only its unfinished accounts: they are recorded as errors.
-    failed = [w.returncode for w in workers if w.returncode]
-    reason = worker_errors[0] if worker_errors else f"collector worker process exited with {failed or 'no result'}"
-    for account_id in account_ids:
-        if account_id not in results:
+    for index, shard in enumerate(shards):
+        missing = [a for a in shard if a not in results]
+        if not missing:
+            continue
+        returncode = workers[index].returncode if index < len(workers) else None
+        reason = worker_errors.get(index) or f"collector worker process exited with code {returncode}"
+        for account_id in missing:
             snap = AccountSnapshot(account_id=account_id, collected_at=datetime.now(UTC), regions=settings.regions)
             snap.statuses = [
                 StatusRecord(region, spec.resource_type, "error", "CollectorWorkerFailed", reason[:500])
@@ -629,6 +661,13 @@ def run_worker(job_stream: Any, out_stream: Any) -> None:
     """The worker side of `_collect_in_processes` (see collect_worker.py)."""
     account_ids, settings, specs, previous, max_accounts_in_parallel = pickle.load(job_stream)
     lock = threading.Lock()
+
+    def watchdog() -> None:
+        # The parent keeps our stdin open while it wants results: EOF means it died or gave up.
+        job_stream.read()
+        os._exit(0)
+
+    threading.Thread(target=watchdog, daemon=True, name="parent-watchdog").start()
 
     def send(message: tuple[str, Any]) -> None:
         with lock:

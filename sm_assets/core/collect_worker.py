@@ -1,18 +1,20 @@
-"""Entry point of a collector worker process: `python -m sm_assets.core.collect_worker`.
+"""Entry point of a collector worker process: `python -P -m sm_assets.core.collect_worker`.
 
 A module of its own so the snapshots it pickles name `sm_assets.core.collect` classes, not `__main__`.
 """
 
-import logging
 import os
 import sys
 
-from sm_assets.core.collect import run_worker
-
 if __name__ == "__main__":
-    # Results go to the original stdout; anything else printed goes to stderr with the logs.
+    # Before any import that could print: results go to the original stdout, anything else to stderr.
     results = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+    import logging
+
+    from sm_assets.core.collect import run_worker
+
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s collect-worker %(levelname)s %(message)s")
     run_worker(sys.stdin.buffer, results)
     results.close()

@@ -186,6 +186,8 @@ def check_account_file(path: LakePath, schema: pa.Schema, account_id: str) -> in
         stats = chunk.column(column).statistics
         if chunk.num_rows == 0:
             continue
+        if stats is not None and stats.has_null_count and stats.null_count:
+            raise LakeError(f"lake file {path} has rows without an account_id")
         if stats is None or not stats.has_min_max:  # no statistics: read the one column
             values = set(pq.read_table(source, columns=["account_id"]).column("account_id").to_pylist())
             if values != {account_id}:

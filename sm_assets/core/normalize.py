@@ -234,7 +234,7 @@ def normalize_files_per_account(
     for start in range(0, len(accounts), files_per_query):
         batch = accounts[start : start + files_per_query]
         parts = split_by_account(normalize_raw_files(conn, [raw_files[a] for a in batch], table))
-        unexpected = sorted(set(parts) - set(batch))
+        unexpected = sorted(str(a) for a in set(parts) - set(batch))
         if unexpected:
             raise NormalizeError(f"raw files hold rows of unexpected account(s): {', '.join(unexpected[:5])}")
         yield {account_id: parts.get(account_id, empty) for account_id in batch}

@@ -24,7 +24,13 @@ from sm_assets.core.lake import (
     write_many_atomic,
 )
 from sm_assets.core.lake import refresh_inventory_views as refresh_views
-from sm_assets.core.normalize import NormalizeError, normalize_files_per_account, raw_table, status_table
+from sm_assets.core.normalize import (
+    NormalizeError,
+    normalize_files_per_account,
+    normalize_raw_files,
+    raw_table,
+    status_table,
+)
 from sm_assets.core.schemas import (
     COLLECTION_STATUS_DATASET,
     COLLECTION_STATUS_SCHEMA,
@@ -397,16 +403,30 @@ def normalize_accounts(
                     _, day, status = plan[account_id]
                     written[account_id] = (out, day, status, rows_by_region(table))
     except duckdb.Error as exc:
-        # Name the file: the footer check passed, so a data page is damaged somewhere in the batch.
-        for raw_path, _, _ in plan.values():
-            try:
-                read_file(raw_path, RAW_SCHEMA)
-            except LakeError as lake_exc:
-                raise dg.Failure(str(lake_exc)) from None
-        raise dg.Failure(f"normalizing {spec.raw_dataset} failed: {str(exc).splitlines()[0]}") from None
-    except NormalizeError as exc:
+        raise dg.Failure(_name_the_bad_file(spec, plan, conn, exc)) from None
+    except (LakeError, NormalizeError) as exc:
         raise dg.Failure(str(exc)) from None
     return written
+
+
+def _name_the_bad_file(
+    spec: ResourceSpec,
+    plan: dict[str, tuple[LakePath, date, list[dict]]],
+    conn: duckdb.DuckDBPyConnection,
+    exc: Exception,
+) -> str:
+    """One line naming the raw file a batched query choked on: a damaged data page (the footer check
+    passed) or a payload DuckDB cannot parse. Only on failure, so reading file by file is fine."""
+    for raw_path, _, _ in plan.values():
+        try:
+            read_file(raw_path, RAW_SCHEMA)
+            with local_copies([raw_path]) as (local,):
+                normalize_raw_files(conn, [local], spec.table)
+        except LakeError as lake_exc:
+            return str(lake_exc)
+        except duckdb.Error as file_exc:
+            return f"cannot normalize {raw_path}: {str(file_exc).splitlines()[0]}"
+    return f"normalizing {spec.raw_dataset} failed: {str(exc).splitlines()[0]}"
 
 
 def rows_by_region(table: pa.Table) -> dict[str, int]:
