@@ -8,7 +8,7 @@ DATA_DIR ?= $(or $(SM_ASSETS_DATA_DIR),./data)
 LOCAL_DIR := $(if $(filter s3://%,$(DATA_DIR)),$(or $(dir $(SM_ASSETS_DUCKDB_PATH)),./data),$(DATA_DIR))
 export DAGSTER_HOME ?= $(abspath $(LOCAL_DIR))/dagster_home
 
-.PHONY: install demo test lint dev refresh doctor clean
+.PHONY: install demo demo-ui test lint dev refresh doctor clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/sm-assets demo
+
+demo-ui: install
+	$(BIN)/sm-assets demo --serve
 
 test: install
 	$(BIN)/ruff check sm_assets sm_assets_tests

@@ -3,6 +3,7 @@
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -317,7 +318,15 @@ DEMO_QUERIES = (
 )
 
 
-def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
+def dagster_dev_command(port: int) -> list[str]:
+    """`dagster dev` on 127.0.0.1 for this code location (the same as `make dev`)."""
+    dagster = Path(sys.executable).with_name("dagster")
+    return [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-m", "sm_assets.definitions"]
+
+
+def run_demo(
+    settings: Settings, echo: Callable[[str], None] = print, serve: bool = False, port: int = 3000
+) -> int:
     from sm_assets.demo.fake_aws import fake_aws_server
     from sm_assets.demo.seed import seed_demo_org
 
@@ -346,14 +355,24 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
                 f"({len(org.denied_account_ids)} without the {settings.role_name} role)"
             )
             outcomes = run_refresh(settings, echo=echo)
-    for sql in DEMO_QUERIES:
-        echo('\n$ sm-assets query "' + sql + '"')
-        echo(run_query(settings, sql))
-    echo("\n$ sm-assets report")
-    echo(render_report(settings))
+            for sql in DEMO_QUERIES:
+                echo('\n$ sm-assets query "' + sql + '"')
+                echo(run_query(settings, sql))
+            echo("\n$ sm-assets report")
+            echo(render_report(settings))
+            if serve:
+                # The UI's runs reach the same fake organization, so partitions launched there collect.
+                env = {**os.environ, "SM_ASSETS_DATA_DIR": str(settings.data_dir)}
+                echo(f"\ndemo: Dagster UI on http://127.0.0.1:{port} against the fake organization; Ctrl-C stops both")
+                try:
+                    code = subprocess.call(dagster_dev_command(port), env=env)
+                except KeyboardInterrupt:
+                    code = 0
+                return code or exit_code(outcomes)
     echo(
-        "\nBrowse it: `make dev` (or DAGSTER_HOME="
-        f"{os.environ['DAGSTER_HOME']} .venv/bin/dagster dev) and open http://127.0.0.1:3000; "
+        "\nBrowse it: `make demo-ui` (the demo again, then the Dagster UI against the fake organization, so\n"
+        "partitions launched there collect), or `make dev` (or DAGSTER_HOME="
+        f"{os.environ['DAGSTER_HOME']} .venv/bin/dagster dev) to browse what is stored; "
         f'query it: .venv/bin/sm-assets query "SELECT * FROM aws.sagemaker_model_quality_job_definition" '
         f"(DuckDB file {settings.duckdb_path})"
     )
@@ -366,7 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
     refresh = sub.add_parser("refresh", help="sync account partitions, then collect every account through Dagster")
     refresh.add_argument("--account", action="append", help="only this account (repeatable)")
     sub.add_parser("sync-accounts", help="only sync the aws_account partitions with the organization")
-    sub.add_parser("demo", help="seed a fake organization on 127.0.0.1 and refresh it")
+    demo = sub.add_parser("demo", help="seed a fake organization on 127.0.0.1 and refresh it")
+    demo.add_argument(
+        "--serve", action="store_true", help="then run the Dagster UI against the fake organization until Ctrl-C"
+    )
+    demo.add_argument("--port", type=int, default=3000, help="UI port with --serve (default: 3000)")
     doctor = sub.add_parser("doctor", help="check credentials, Organizations, AssumeRole, regions and the data dir")
     doctor.add_argument("--sample", type=int, default=3, help="accounts to try AssumeRole on (default: 3)")
     report = sub.add_parser("report", help="print the fleet summary and the worst accounts for a date")
@@ -399,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"accounts: {len(ids)}; added {added or 'none'}; removed {removed or 'none'}")
             return 0
         if args.command == "demo":
-            return run_demo(settings)
+            return run_demo(settings, serve=args.serve, port=args.port)
         if args.command == "report":
             print(render_report(settings, args.date))
             return 0

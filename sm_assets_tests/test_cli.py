@@ -207,3 +207,34 @@ def test_missing_bucket_is_one_line(s3_endpoint: str, tmp_path: Path) -> None:
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "s3://no-such-bucket-here/lake-prefix" in result.stderr and "bucket does not exist" in result.stderr
     assert not (tmp_path / "sm_assets.duckdb").exists()
+
+
+def test_demo_serve_gives_the_ui_the_live_fake_organization(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sm-assets demo --serve` (`make demo-ui`) starts the UI while the fake organization still runs, so a
+    partition launched from the UI can collect. The UI command is replaced by a child process that does
+    what a UI-launched run does first: read the settings from its environment and collect an account."""
+    from sm_assets import cli
+    from sm_assets.core.config import Settings
+
+    probe = tmp_path / "probe.json"
+    child = (
+        "import json, os, sys\n"
+        "from sm_assets.core.collect import collect_account, resolve_account_ids\n"
+        "from sm_assets.core.config import Settings\n"
+        "settings = Settings.from_env()\n"
+        "counts = {a: len(collect_account(a, settings).items) for a in resolve_account_ids(settings)}\n"
+        "json.dump({'port': sys.argv[1], 'home': os.environ['DAGSTER_HOME'], "
+        "'data': os.environ['SM_ASSETS_DATA_DIR'], 'counts': counts}, open(sys.argv[2], 'w'))\n"
+    )
+    monkeypatch.setattr(cli, "dagster_dev_command", lambda port: [sys.executable, "-c", child, str(port), str(probe)])
+    data = tmp_path / "demo"
+    monkeypatch.setenv("SM_ASSETS_DATA_DIR", str(data))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    output: list[str] = []
+    assert cli.run_demo(Settings.from_env(), echo=output.append, serve=True, port=3123) == 0
+    seen = json.loads(probe.read_text())
+    assert seen["port"] == "3123" and seen["data"] == str(data.resolve())
+    assert seen["home"] == str(data.resolve() / "dagster_home")
+    stored = dict(rows(data / "sm_assets.duckdb", "SELECT account_id, count(*) FROM aws.sagemaker_endpoint GROUP BY 1"))
+    assert stored and all(seen["counts"][a] > 0 for a in stored)  # the UI's process reaches the same org
+    assert any("Dagster UI on http://127.0.0.1:3123" in line for line in output)
