@@ -48,7 +48,14 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 # The same vocabulary as the demo org, so benchmark payloads look like the demo's.
-from sm_assets.demo.seed import _MONITOR_REGISTRY, _PROBLEM_TYPES, _PURPOSES, _TEAMS
+from sm_assets.demo.seed import (
+    _MONITOR_REGISTRY,
+    _PROBLEM_TYPES,
+    _PURPOSES,
+    _TEAMS,
+    endpoint_input,
+    monitoring_output,
+)
 
 DEFAULT_REGIONS: tuple[str, ...] = ("us-east-1", "us-west-2", "eu-west-1")
 DEFAULT_ROLE_NAME = "SageMakerInventoryReadOnly"
@@ -234,28 +241,8 @@ def _definition_payload(
 ) -> dict[str, Any]:
     bucket = f"s3://sagemaker-{region}-{account}"
     problem = rng.choice(_PROBLEM_TYPES)
-    endpoint_input: dict[str, Any] = {
-        "EndpointName": endpoint_name,
-        "LocalPath": "/opt/ml/processing/input/endpoint",
-        "S3InputMode": "File",
-        "S3DataDistributionType": "FullyReplicated",
-        "InferenceAttribute": "prediction",
-    }
-    if problem == "BinaryClassification":
-        endpoint_input["ProbabilityAttribute"] = "probability"
-        endpoint_input["ProbabilityThresholdAttribute"] = 0.5
     kms = f"arn:aws:kms:{region}:{account}:key/{rng.getrandbits(128):032x}"
-    output: dict[str, Any] = {
-        "MonitoringOutputs": [
-            {
-                "S3Output": {
-                    "S3Uri": f"{bucket}/monitoring/{name}",
-                    "LocalPath": "/opt/ml/processing/output",
-                    "S3UploadMode": "EndOfJob",
-                }
-            }
-        ]
-    }
+    output = monitoring_output(bucket, name)
     if rng.random() < 0.4:
         output["KmsKeyId"] = kms
     cluster: dict[str, Any] = {
@@ -271,7 +258,7 @@ def _definition_payload(
         "CreationTime": created,
         "ModelQualityAppSpecification": {"ImageUri": _image(region), "ProblemType": problem},
         "ModelQualityJobInput": {
-            "EndpointInput": endpoint_input,
+            "EndpointInput": endpoint_input(endpoint_name, probability=problem == "BinaryClassification"),
             "GroundTruthS3Input": {"S3Uri": f"{bucket}/ground-truth/{name}"},
         },
         "ModelQualityJobOutputConfig": output,
@@ -492,6 +479,19 @@ def _page(op: str, items: list[Any], params: dict[str, Any], default: int, maxim
     return items[start:end], (_encode_token(op, end) if end < len(items) else None)
 
 
+def _list(op: str, items: list[Any], params: dict[str, Any], result_key: str, equals: dict[str, str]) -> dict[str, Any]:
+    """A SageMaker List* answer: sorted, filtered (`equals`: request parameter -> attribute, and
+    NameContains), one page of summaries."""
+    items = _sorted(items, params)
+    for param, attr in equals.items():
+        if params.get(param):
+            items = [r for r in items if getattr(r, attr) == params[param]]
+    if params.get("NameContains"):
+        items = [r for r in items if params["NameContains"] in r.name]
+    page, token = _page(op, items, params, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)
+    return _with_token({result_key: [r.summary for r in page]}, token)
+
+
 def _sorted(items: list[FakeResource], params: dict[str, Any]) -> list[FakeResource]:
     # Stored lists are CreationTime-descending (AWS's default); other orders are computed on demand.
     sort_by, order = params.get("SortBy") or "CreationTime", params.get("SortOrder") or "Descending"
@@ -663,13 +663,7 @@ class BenchServer:
     def sagemaker(self, op: str, account: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
         rf = self.fleet.region(account, region) or RegionFleet(account, region)
         if op == "ListModelQualityJobDefinitions":
-            items = _sorted(rf.definitions, params)
-            if params.get("EndpointName"):
-                items = [d for d in items if d.endpoint_name == params["EndpointName"]]
-            if params.get("NameContains"):
-                items = [d for d in items if params["NameContains"] in d.name]
-            page, token = _page(op, items, params, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)
-            return _with_token({"JobDefinitionSummaries": [d.summary for d in page]}, token)
+            return _list(op, rf.definitions, params, "JobDefinitionSummaries", {"EndpointName": "endpoint_name"})
         if op == "DescribeModelQualityJobDefinition":
             name = params.get("JobDefinitionName", "")
             definition = rf.definitions_by_name.get(name)
@@ -681,27 +675,15 @@ class BenchServer:
                 )
             return definition.describe or {}
         if op == "ListEndpoints":
-            items = _sorted(rf.endpoints, params)
-            if params.get("StatusEquals"):
-                items = [e for e in items if e.status == params["StatusEquals"]]
-            if params.get("NameContains"):
-                items = [e for e in items if params["NameContains"] in e.name]
-            page, token = _page(op, items, params, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)
-            return _with_token({"Endpoints": [e.summary for e in page]}, token)
+            return _list(op, rf.endpoints, params, "Endpoints", {"StatusEquals": "status"})
         if op == "ListMonitoringSchedules":
-            items = _sorted(rf.schedules, params)
-            for param, attr in (
-                ("MonitoringTypeEquals", "monitoring_type"),
-                ("EndpointName", "endpoint_name"),
-                ("StatusEquals", "status"),
-                ("MonitoringJobDefinitionName", "job_definition_name"),
-            ):
-                if params.get(param):
-                    items = [s for s in items if getattr(s, attr) == params[param]]
-            if params.get("NameContains"):
-                items = [s for s in items if params["NameContains"] in s.name]
-            page, token = _page(op, items, params, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)
-            return _with_token({"MonitoringScheduleSummaries": [s.summary for s in page]}, token)
+            equals = {
+                "MonitoringTypeEquals": "monitoring_type",
+                "EndpointName": "endpoint_name",
+                "StatusEquals": "status",
+                "MonitoringJobDefinitionName": "job_definition_name",
+            }
+            return _list(op, rf.schedules, params, "MonitoringScheduleSummaries", equals)
         if op == "DescribeMonitoringSchedule":
             name = params.get("MonitoringScheduleName", "")
             schedule = rf.schedules_by_name.get(name)

@@ -368,26 +368,22 @@ def expected_resources(fleet: Fleet) -> int:
 def phase_baseline(server: RemoteBench, args: argparse.Namespace) -> Phase:
     with measured(server) as m:
         items, failures = baseline_loop(args.regions, args.role_name)
-    s = m["stats"]
     notes = ["plain boto3, one call at a time, default (legacy, 5 attempts) retries"]
     if failures:
         notes.append(f"{failures} calls failed after retries")
+    return collection_phase("a", "(a) sequential boto3 loop", m, items, failures, notes, args)
+
+
+def collection_phase(
+    key: str, label: str, m: dict[str, Any], items: int, errors: int, notes: list[str], args: argparse.Namespace
+) -> Phase:
+    """A collection phase from its measurement, with the slowest account-region in the notes."""
+    s = m["stats"]
     slowest = slowest_bucket(s, args)
     if slowest:
         notes.append(slowest)
-    return Phase(
-        "a",
-        "(a) sequential boto3 loop",
-        m["wall_s"],
-        s["calls"],
-        s["throttled"],
-        m["cpu_s"],
-        s["server_cpu_s"],
-        items,
-        failures,
-        notes,
-        s,
-    )
+    wall, cpu = m["wall_s"], m["cpu_s"]
+    return Phase(key, label, wall, s["calls"], s["throttled"], cpu, s["server_cpu_s"], items, errors, notes, s)
 
 
 def slowest_bucket(stats: dict[str, Any], args: argparse.Namespace) -> str | None:
@@ -411,26 +407,10 @@ def phase_collector(server: RemoteBench, args: argparse.Namespace, tmp: Path) ->
     description, run = bare_collector(settings)
     with measured(server) as m:
         items, errors = run()
-    s = m["stats"]
     notes = [description]
     if errors:
         notes.append(f"{errors} (region, type) statuses not ok")
-    slowest = slowest_bucket(s, args)
-    if slowest:
-        notes.append(slowest)
-    return Phase(
-        "b",
-        "(b) bare collector",
-        m["wall_s"],
-        s["calls"],
-        s["throttled"],
-        m["cpu_s"],
-        s["server_cpu_s"],
-        items,
-        errors,
-        notes,
-        s,
-    )
+    return collection_phase("b", "(b) bare collector", m, items, errors, notes, args)
 
 
 _ACCOUNT_LINE = re.compile(r"^\[(\d+)/(\d+)\] (\d{12}): (.*)$")

@@ -324,9 +324,7 @@ def dagster_dev_command(port: int) -> list[str]:
     return [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-m", "sm_assets.definitions"]
 
 
-def run_demo(
-    settings: Settings, echo: Callable[[str], None] = print, serve: bool = False, port: int = 3000
-) -> int:
+def run_demo(settings: Settings, echo: Callable[[str], None] = print, serve: bool = False, port: int = 3000) -> int:
     from sm_assets.demo.fake_aws import fake_aws_server
     from sm_assets.demo.seed import seed_demo_org
 

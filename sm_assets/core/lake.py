@@ -168,34 +168,52 @@ def _parquet_source(path: LakePath) -> Path | pa.BufferReader:
     return local
 
 
+@contextmanager
+def _random_access(path: LakePath) -> Iterator[Path | pa.NativeFile]:
+    """A lake file pyarrow can seek in: reading the footer of an S3 object fetches only its last bytes."""
+    if not is_s3(path):
+        yield _parquet_source(path)
+        return
+    uri = str(path)
+    try:
+        handle = s3.filesystem(uri).open_input_file(s3.fs_path(uri))
+    except FileNotFoundError:
+        raise LakeError(f"lake file missing: {uri}") from None
+    except OSError as exc:
+        raise _s3_error("read", uri, exc) from None
+    with handle:
+        yield handle
+
+
 def check_account_file(path: LakePath, schema: pa.Schema, account_id: str) -> int:
     """Cheap pre-flight for a per-account file: readable footer, expected columns, only `account_id`
-    rows (from the column statistics, no data read locally). Returns the row count; LakeError otherwise."""
-    source = _parquet_source(path)
-    try:
-        meta = pq.read_metadata(source)
-        names = meta.schema.to_arrow_schema().names
-    except (OSError, ValueError, pa.ArrowException) as exc:
-        raise LakeError(f"lake file is corrupt or partial: {path} ({_one_line(exc)})") from None
-    missing = [f.name for f in schema if f.name not in names]
-    if missing:
-        raise LakeError(f"lake file {path} lacks columns {', '.join(missing)}")
-    column = names.index("account_id")
-    for group in range(meta.num_row_groups):
-        chunk = meta.row_group(group)
-        stats = chunk.column(column).statistics
-        if chunk.num_rows == 0:
-            continue
-        if stats is not None and stats.has_null_count and stats.null_count:
-            raise LakeError(f"lake file {path} has rows without an account_id")
-        if stats is None or not stats.has_min_max:  # no statistics: read the one column
-            values = set(pq.read_table(source, columns=["account_id"]).column("account_id").to_pylist())
-            if values != {account_id}:
+    rows (from the column statistics; on S3 only the footer's bytes are fetched). Returns the row count;
+    LakeError otherwise."""
+    with _random_access(path) as source:
+        try:
+            meta = pq.read_metadata(source)
+            names = meta.schema.to_arrow_schema().names
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise LakeError(f"lake file is corrupt or partial: {path} ({_one_line(exc)})") from None
+        missing = [f.name for f in schema if f.name not in names]
+        if missing:
+            raise LakeError(f"lake file {path} lacks columns {', '.join(missing)}")
+        column = names.index("account_id")
+        for group in range(meta.num_row_groups):
+            chunk = meta.row_group(group)
+            stats = chunk.column(column).statistics
+            if chunk.num_rows == 0:
+                continue
+            if stats is not None and stats.has_null_count and stats.null_count:
+                raise LakeError(f"lake file {path} has rows without an account_id")
+            if stats is None or not stats.has_min_max:  # no statistics: read the one column
+                values = set(pq.read_table(source, columns=["account_id"]).column("account_id").to_pylist())
+                if values != {account_id}:
+                    raise LakeError(f"lake file {path} holds rows of another account")
+                break
+            if stats.min != account_id or stats.max != account_id:
                 raise LakeError(f"lake file {path} holds rows of another account")
-            break
-        if stats.min != account_id or stats.max != account_id:
-            raise LakeError(f"lake file {path} holds rows of another account")
-    return meta.num_rows
+        return meta.num_rows
 
 
 def read_file(path: LakePath, schema: pa.Schema) -> pa.Table:

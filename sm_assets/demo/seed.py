@@ -275,6 +275,26 @@ _READ_ONLY_POLICY = json.dumps(
 )
 
 
+def endpoint_input(endpoint_name: str, probability: bool = True) -> dict[str, Any]:
+    """A ModelQualityJobInput.EndpointInput block (probability attributes for classifiers)."""
+    block: dict[str, Any] = {
+        "EndpointName": endpoint_name,
+        "LocalPath": "/opt/ml/processing/input/endpoint",
+        "S3InputMode": "File",
+        "S3DataDistributionType": "FullyReplicated",
+        "InferenceAttribute": "prediction",
+    }
+    if probability:
+        block |= {"ProbabilityAttribute": "probability", "ProbabilityThresholdAttribute": 0.5}
+    return block
+
+
+def monitoring_output(bucket: str, name: str) -> dict[str, Any]:
+    """A ModelQualityJobOutputConfig writing the job's reports under `bucket`/monitoring/`name`."""
+    s3 = {"S3Uri": f"{bucket}/monitoring/{name}", "LocalPath": "/opt/ml/processing/output", "S3UploadMode": "EndOfJob"}
+    return {"MonitoringOutputs": [{"S3Output": s3}]}
+
+
 def _create_inventory_role(iam: Any, role_name: str, management_account_id: str) -> None:
     iam.create_role(
         RoleName=role_name,
@@ -395,30 +415,10 @@ class _RegionSeeder:
         else:
             # Some definitions outlive their endpoint (deleted or renamed): EndpointInput names nothing.
             endpoint_name = f"{purpose}-{env}-retired" if k % 7 == 5 else rng.choice(endpoint_names)
-            job_input = {
-                "EndpointInput": {
-                    "EndpointName": endpoint_name,
-                    "LocalPath": "/opt/ml/processing/input/endpoint",
-                    "S3InputMode": "File",
-                    "S3DataDistributionType": "FullyReplicated",
-                    "InferenceAttribute": "prediction",
-                    "ProbabilityAttribute": "probability",
-                    "ProbabilityThresholdAttribute": 0.5,
-                },
-            }
+            job_input = {"EndpointInput": endpoint_input(endpoint_name)}
         job_input["GroundTruthS3Input"] = {"S3Uri": f"{bucket}/ground-truth/{purpose}"}
 
-        output: dict[str, Any] = {
-            "MonitoringOutputs": [
-                {
-                    "S3Output": {
-                        "S3Uri": f"{bucket}/monitoring/{name}",
-                        "LocalPath": "/opt/ml/processing/output",
-                        "S3UploadMode": "EndOfJob",
-                    },
-                }
-            ],
-        }
+        output = monitoring_output(bucket, name)
         kms = f"arn:aws:kms:{region}:{role_arn.split(':')[4]}:key/{rng.getrandbits(128):032x}"
         if k % 3 == 1:
             output["KmsKeyId"] = kms
