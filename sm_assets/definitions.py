@@ -4,10 +4,15 @@ import dagster as dg
 
 from sm_assets.core.config import Settings
 from sm_assets.defs.inventory.assets import INVENTORY_ASSETS
-from sm_assets.defs.inventory.automation import aws_account_sensor, daily_inventory_refresh, inventory_job
+from sm_assets.defs.inventory.automation import (
+    automation_sensor,
+    aws_account_sensor,
+    daily_inventory_refresh,
+    inventory_job,
+)
 from sm_assets.defs.inventory.checks import lake_files_readable
 from sm_assets.defs.reports.assets import REPORT_ASSETS
-from sm_assets.defs.reports.automation import daily_model_quality_report, report_job
+from sm_assets.defs.reports.automation import daily_job
 from sm_assets.defs.resources import build_resources
 
 
@@ -15,9 +20,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*INVENTORY_ASSETS, *REPORT_ASSETS],
         asset_checks=[lake_files_readable],
-        jobs=[inventory_job, report_job],
-        schedules=[daily_inventory_refresh, daily_model_quality_report],
-        sensors=[aws_account_sensor],
+        jobs=[inventory_job, daily_job],
+        schedules=[daily_inventory_refresh],
+        sensors=[aws_account_sensor, automation_sensor],
         resources=build_resources(settings),
     )
 

@@ -25,8 +25,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from sm_assets.core.collect import account_state, assume_role_session, client_config, role_arn
-from sm_assets.core.config import ConfigError, Settings, ensure_writable_dir
+from sm_assets.core.accounts import account_state
+from sm_assets.core.aws_clients import client_config
+from sm_assets.core.credentials import assume_role_session, role_arn
+from sm_assets.core.config import Settings, ensure_writable_dir
+from sm_assets.core.errors import ConfigError
 from sm_assets.core.schemas import COLLECTION_STATUS_DATASET
 
 MEMBER_ROLE_POLICY = "sm_assets/iam/member-role-policy.json"

@@ -1,6 +1,6 @@
 """Entry point of a collector worker process: `python -P -m sm_assets.core.collect_worker`.
 
-A module of its own so the snapshots it pickles name `sm_assets.core.collect` classes, not `__main__`.
+A module of its own so the snapshots it pickles name `sm_assets.core.collection` classes, not `__main__`.
 """
 
 import os
@@ -13,8 +13,12 @@ if __name__ == "__main__":
 
     import logging
 
-    from sm_assets.core.collect import run_worker
+    from sm_assets.core.process_shards import run_worker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s collect-worker %(levelname)s %(message)s")
     run_worker(sys.stdin.buffer, results)
     results.close()
+    sys.stderr.flush()
+    # Skip interpreter shutdown: the parent-watchdog thread is blocked reading stdin, and finalization
+    # would abort on that stream's lock. Everything the parent needs is sent and flushed.
+    os._exit(0)

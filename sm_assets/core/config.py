@@ -11,19 +11,19 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from sm_assets.core import s3
+from sm_assets.core.errors import ConfigError
+
 DEFAULT_REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 DEFAULT_ROLE_NAME = "SageMakerInventoryReadOnly"
 DEFAULT_DATA_DIR = "./data"
 DUCKDB_FILE = "sm_assets.duckdb"
 DEFAULT_COVERAGE_DROP_WARN_POINTS = 5.0
+DEFAULT_SHARD_SIZE = 500  # accounts per scheduled run: memory and a retry's cost follow the shard
 
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 # IAM role names: 1-64 chars of [\w+=,.@-]
 _ROLE_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
-
-
-class ConfigError(ValueError):
-    """A configuration problem, explained in one line."""
 
 
 @lru_cache(maxsize=1)
@@ -117,6 +117,17 @@ def parse_processes(value: int | str) -> int:
     return count
 
 
+def parse_shard_size(value: int | str) -> int:
+    """SM_ASSETS_SHARD_SIZE: accounts per run of the daily schedule (and of `sm-assets refresh`)."""
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"SM_ASSETS_SHARD_SIZE {value!r} is not a number") from None
+    if not 1 <= size <= 100_000:
+        raise ConfigError(f"SM_ASSETS_SHARD_SIZE {size} must lie in [1, 100000]")
+    return size
+
+
 def ensure_writable_dir(path: Path, setting: str = "SM_ASSETS_DATA_DIR") -> Path:
     """Create the data dir if needed and prove we can write into it."""
     try:
@@ -130,8 +141,6 @@ def ensure_writable_dir(path: Path, setting: str = "SM_ASSETS_DATA_DIR") -> Path
 
 def parse_data_dir(data_dir: str | os.PathLike[str]) -> tuple[Path | None, str | None]:
     """(local directory, None) or (None, normalized s3:// URI) for SM_ASSETS_DATA_DIR."""
-    from sm_assets.core import s3
-
     text = os.fspath(data_dir)
     if s3.is_s3_uri(text):
         return None, s3.normalize_uri(text)
@@ -144,8 +153,6 @@ def parse_data_dir(data_dir: str | os.PathLike[str]) -> tuple[Path | None, str |
 
 def parse_duckdb_path(value: str | os.PathLike[str]) -> Path:
     """SM_ASSETS_DUCKDB_PATH: a local file (DuckDB cannot keep its database file on S3)."""
-    from sm_assets.core import s3
-
     text = os.fspath(value)
     if s3.has_scheme(text):
         raise ConfigError(f"SM_ASSETS_DUCKDB_PATH {text!r} must be a local file path: DuckDB keeps its file on disk")
@@ -170,6 +177,7 @@ class Settings:
     collect_processes: int = 1
     data_uri: str | None = None  # s3://bucket/prefix when SM_ASSETS_DATA_DIR is on S3
     duckdb_file: Path | None = None  # SM_ASSETS_DUCKDB_PATH, when set
+    shard_size: int = DEFAULT_SHARD_SIZE
 
     @property
     def duckdb_path(self) -> Path:
@@ -202,6 +210,7 @@ class Settings:
         redact_secrets: bool | str = True,
         collect_processes: int | str = 1,
         duckdb_path: str | os.PathLike[str] | None = None,
+        shard_size: int | str = DEFAULT_SHARD_SIZE,
         check_writable: bool = True,
     ) -> Settings:
         path, data_uri = parse_data_dir(data_dir)
@@ -225,10 +234,9 @@ class Settings:
             coverage_drop_warn_points=validate_points(coverage_drop_warn_points),
             redact_secrets=parse_bool("SM_ASSETS_REDACT_SECRETS", redact_secrets),
             collect_processes=parse_processes(collect_processes),
+            shard_size=parse_shard_size(shard_size),
         )
         if check_writable and data_uri:  # after the cheap checks: this one is a network call
-            from sm_assets.core import s3
-
             s3.ensure_writable(data_uri)
         return settings
 
@@ -246,5 +254,6 @@ class Settings:
             redact_secrets=env.get("SM_ASSETS_REDACT_SECRETS") or True,
             collect_processes=env.get("SM_ASSETS_COLLECT_PROCESSES") or "auto",
             duckdb_path=env.get("SM_ASSETS_DUCKDB_PATH") or None,
+            shard_size=env.get("SM_ASSETS_SHARD_SIZE") or DEFAULT_SHARD_SIZE,
             check_writable=check_writable,
         )

@@ -9,24 +9,18 @@ life of a resource, which is what DDSQL's `_key` needs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from sm_assets.core.collect import AccountSnapshot, RawItem, StatusRecord
-from sm_assets.core.schemas import COLLECTION_STATUS_SCHEMA, RAW_SCHEMA, TableSpec
+from sm_assets.core.collection import AccountSnapshot, RawItem
+from sm_assets.core.payloads import dumps
+from sm_assets.core.schemas import TableSpec
 
 
 class NormalizeError(ValueError):
     """A raw payload that cannot become a row (its message names the resource)."""
-
-
-def dumps(value: Any) -> str:
-    # Compact, key order as AWS sent it, unicode kept as is.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -90,43 +84,6 @@ def normalized_table(snapshot: AccountSnapshot, table: TableSpec, resource_type:
         for item in snapshot.items_of(resource_type)
     ]
     return pa.Table.from_pylist(rows, schema=table.arrow_schema())
-
-
-def raw_table(snapshot: AccountSnapshot, resource_type: str) -> pa.Table:
-    rows = [
-        {
-            "snapshot_date": snapshot.snapshot_date,
-            "collected_at": snapshot.collected_at,
-            "account_id": snapshot.account_id,
-            "region": item.region,
-            "resource_type": item.resource_type,
-            "arn": item.arn,
-            "name": item.name,
-            "describe_json": dumps(item.describe),
-            "tags_json": None if item.tags is None else dumps(item.tags),
-        }
-        for item in snapshot.items_of(resource_type)
-    ]
-    return pa.Table.from_pylist(rows, schema=RAW_SCHEMA)
-
-
-def status_table(snapshot: AccountSnapshot, statuses: Iterable[StatusRecord] | None = None) -> pa.Table:
-    rows = [
-        {
-            "snapshot_date": snapshot.snapshot_date,
-            "collected_at": snapshot.collected_at,
-            "account_id": snapshot.account_id,
-            "region": s.region,
-            "resource_type": s.resource_type,
-            "status": s.status,
-            "error_code": s.error_code,
-            "message": s.message,
-            "item_count": s.item_count,
-            "api_calls": s.api_calls,
-        }
-        for s in (snapshot.statuses if statuses is None else statuses)
-    ]
-    return pa.Table.from_pylist(rows, schema=COLLECTION_STATUS_SCHEMA)
 
 
 def snapshot_from_raw(raw: pa.Table, account_id: str, collected_at: datetime) -> AccountSnapshot:
@@ -194,47 +151,3 @@ def normalize_select_sql(table: TableSpec, source: str) -> str:
         f"SELECT {', '.join(exprs)} FROM "
         f"(SELECT *, json_transform(describe_json, '{_describe_struct(table)}') AS d FROM {source})"
     )
-
-
-def normalize_raw_files(conn: Any, raw_paths: list[str], table: TableSpec) -> pa.Table:
-    """Normalize stored raw Parquet files into `table`'s Arrow schema inside DuckDB (one query for all).
-
-    DuckDB keeps insertion order, so rows come out file by file (see `split_by_account`).
-    """
-    files = ", ".join("'" + p.replace("'", "''") + "'" for p in raw_paths)
-    sql = normalize_select_sql(table, f"read_parquet([{files}])")
-    return conn.sql(sql).to_arrow_table().cast(table.arrow_schema())
-
-
-def split_by_account(table: pa.Table) -> dict[str, pa.Table]:
-    """Zero-copy slices of a table whose rows are grouped by account_id, keyed by account."""
-    runs = pc.run_end_encode(table.column("account_id").combine_chunks())
-    accounts = runs.values.to_pylist()
-    if len(set(accounts)) != len(accounts):
-        raise NormalizeError("rows of one account are not contiguous: pass one raw file per account")
-    parts: dict[str, pa.Table] = {}
-    start = 0
-    for account_id, end in zip(accounts, runs.run_ends.to_pylist(), strict=True):
-        parts[account_id] = table.slice(start, end - start)
-        start = end
-    return parts
-
-
-def normalize_files_per_account(
-    conn: Any, raw_files: dict[str, str], table: TableSpec, files_per_query: int = 250
-) -> Iterator[dict[str, pa.Table]]:
-    """Normalized rows per account, `files_per_query` raw files (one per account) per DuckDB query,
-    yielded one batch at a time so the caller can write and drop it.
-
-    One query per file costs ~17 ms of fixed overhead (70 s at 4,000 files); one query for everything
-    would hold every row in memory at once.
-    """
-    accounts = list(raw_files)
-    empty = table.arrow_schema().empty_table()
-    for start in range(0, len(accounts), files_per_query):
-        batch = accounts[start : start + files_per_query]
-        parts = split_by_account(normalize_raw_files(conn, [raw_files[a] for a in batch], table))
-        unexpected = sorted(str(a) for a in set(parts) - set(batch))
-        if unexpected:
-            raise NormalizeError(f"raw files hold rows of unexpected account(s): {', '.join(unexpected[:5])}")
-        yield {account_id: parts.get(account_id, empty) for account_id in batch}

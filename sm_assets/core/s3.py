@@ -18,7 +18,7 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from sm_assets.core.config import ConfigError
+from sm_assets.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -103,7 +103,7 @@ def endpoint_and_region() -> tuple[str | None, str | None]:
 
 
 @lru_cache(maxsize=32)
-def _bucket_region(bucket: str) -> str | None:
+def bucket_region(bucket: str) -> str | None:
     import pyarrow.fs as pafs
 
     try:
@@ -130,8 +130,23 @@ def filesystem(uri: str) -> pafs.S3FileSystem:
     """A (cached) pyarrow S3 filesystem for the bucket of `uri`."""
     endpoint, region = endpoint_and_region()
     if endpoint is None:
-        region = _bucket_region(bucket_of(uri)) or region
+        region = bucket_region(bucket_of(uri)) or region
     return _filesystem(endpoint, region or "us-east-1")
+
+
+@lru_cache(maxsize=8)
+def _client(endpoint: str | None, region: str | None):  # -> botocore S3 client
+    import boto3
+
+    return boto3.session.Session().client("s3", region_name=region)
+
+
+def client(bucket: str):  # -> botocore S3 client
+    """A (cached) boto3 S3 client for the bucket: botocore's own chain picks the endpoint and credentials."""
+    endpoint, region = endpoint_and_region()
+    if endpoint is None:
+        region = bucket_region(bucket) or region
+    return _client(endpoint, region or "us-east-1")
 
 
 def describe_target() -> str:

@@ -33,6 +33,7 @@ class SmAssetsConfig(dg.ConfigurableResource):
     duckdb_path: str | None = Field(
         default=None, description="Local DuckDB file (default: <data_dir>/sm_assets.duckdb, ./data/ on S3)"
     )
+    shard_size: int = Field(default=500, description="Accounts per run of the daily schedule (SM_ASSETS_SHARD_SIZE)")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SmAssetsConfig":
@@ -46,6 +47,7 @@ class SmAssetsConfig(dg.ConfigurableResource):
             redact_secrets=settings.redact_secrets,
             collect_processes=settings.collect_processes,
             duckdb_path=str(settings.duckdb_file) if settings.duckdb_file else None,
+            shard_size=settings.shard_size,
         )
 
     def settings(self) -> Settings:
@@ -60,11 +62,13 @@ class SmAssetsConfig(dg.ConfigurableResource):
             redact_secrets=self.redact_secrets,
             collect_processes=self.collect_processes,
             duckdb_path=self.duckdb_path,
+            shard_size=self.shard_size,
         )
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "sm_config": SmAssetsConfig.from_settings(settings),
-        "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
+        # Read-only: the file holds views only, and a reader must never make a refresh wait.
+        "duckdb": DuckDBResource(database=str(settings.duckdb_path), connection_config={"access_mode": "READ_ONLY"}),
     }

@@ -1,34 +1,35 @@
-"""Keep the aws_account partitions in sync with the organization, and refresh them daily."""
+"""Keep the aws_account partitions in sync with the organization, and collect every account daily, in shards."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import dagster as dg
 
-from sm_assets.core.collect import AccountDiscoveryError, resolve_account_ids
-from sm_assets.core.config import ConfigError
-from sm_assets.defs.inventory.assets import INVENTORY_ASSETS, aws_account_partitions
+from sm_assets.core.accounts import resolve_account_ids
+from sm_assets.core.errors import AccountDiscoveryError, ConfigError
+from sm_assets.core.sharding import partition_changes, shards
+from sm_assets.defs.inventory.assets import DAILY_KEYS, RAW_KEY, aws_account_partitions
 from sm_assets.defs.resources import SmAssetsConfig
+
+SHARD_TAG = "sm-assets/shard"  # "i/n" of the day's shards
+# One value for every collection run: deploy/dagster.yaml limits how many run at once with it.
+COLLECT_TAG = "sm-assets/collect"
 
 inventory_job = dg.define_asset_job(
     "sagemaker_inventory_job",
-    selection=dg.AssetSelection.assets(*INVENTORY_ASSETS),
-    description="Collect account partitions (raw + normalized tables); a partition range runs as one batch.",
+    selection=dg.AssetSelection.assets(RAW_KEY),
+    description="Collect account partitions into raw snapshots; a partition range runs as one batch.",
 )
 
 
-def all_accounts_run_tags(account_ids: Sequence[str]) -> dict[str, str]:
-    """Tags for ONE run over every account partition (the assets use a single-run backfill policy),
-    instead of one run (and one process start) per account."""
+def shard_run_tags(account_ids: Sequence[str], index: int, count: int) -> dict[str, str]:
+    """Tags for ONE run over a contiguous range of account partitions (the raw asset has a single-run
+    backfill policy), instead of one run (and one process start) per account."""
     return {
         "dagster/asset_partition_range_start": account_ids[0],
         "dagster/asset_partition_range_end": account_ids[-1],
+        SHARD_TAG: f"{index + 1}/{count}",
+        COLLECT_TAG: "daily",
     }
-
-
-def partition_changes(existing: Iterable[str], current: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(accounts to add, accounts to remove) so the partition set equals `current`."""
-    existing_set, current_set = set(existing), set(current)
-    return sorted(current_set - existing_set), sorted(existing_set - current_set)
 
 
 def sync_account_partitions(instance: dg.DagsterInstance, account_ids: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -74,11 +75,27 @@ def aws_account_sensor(
     execution_timezone="UTC",
     job=inventory_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Refresh every account partition once a day (03:00 UTC), as one batched run.",
+    description="Collect every account partition once a day (03:00 UTC): one run per shard of SM_ASSETS_SHARD_SIZE "
+    "accounts, queued by the run coordinator. The day's tables and reports follow when the last shard is done.",
 )
-def daily_inventory_refresh(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+def daily_inventory_refresh(
+    context: dg.ScheduleEvaluationContext, sm_config: SmAssetsConfig
+) -> list[dg.RunRequest] | dg.SkipReason:
     accounts = context.instance.get_dynamic_partitions(aws_account_partitions.name)
     if not accounts:
         return dg.SkipReason("No aws_account partitions yet: the aws_account_sensor adds them.")
     day = context.scheduled_execution_time.date().isoformat()
-    return dg.RunRequest(run_key=f"inventory:{day}", tags=all_accounts_run_tags(accounts))
+    parts = shards(accounts, sm_config.shard_size)
+    return [
+        dg.RunRequest(run_key=f"inventory:{day}:{i + 1}/{len(parts)}", tags=shard_run_tags(shard, i, len(parts)))
+        for i, shard in enumerate(parts)
+    ]
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "sm_assets_automation_sensor",
+    target=dg.AssetSelection.assets(*DAILY_KEYS).downstream(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Builds the latest day's tables and reports once account snapshots changed and no collection runs.",
+)

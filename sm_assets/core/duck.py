@@ -1,0 +1,94 @@
+"""DuckDB connections for the core: in-memory, and able to read an S3 lake directly.
+
+S3 goes through DuckDB's httpfs extension, installed from PyPI (`duckdb-extension-httpfs`, whose version
+matches DuckDB's) and loaded from the package's own file: nothing is downloaded and nothing is written to
+~/.duckdb. The credentials, region and endpoint are the ones botocore resolves from the standard chain
+(environment, profiles, SSO, web identity, container and instance roles; `AWS_ENDPOINT_URL_S3` /
+`AWS_ENDPOINT_URL`), handed to DuckDB as a temporary secret that lives only as long as the connection.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+import duckdb
+
+from sm_assets.core import s3
+from sm_assets.core.errors import ConfigError
+from sm_assets.core.layout import LakeDir, is_s3
+
+# The daily tables and reports stream through DuckDB; above this it spills to a temporary directory.
+MEMORY_LIMIT = "1GB"
+
+
+def httpfs_extension() -> Path:
+    """The httpfs extension file that `duckdb-extension-httpfs` installed for this DuckDB version."""
+    spec = importlib.util.find_spec("duckdb_extension_httpfs")
+    path = (
+        Path(next(iter(spec.submodule_search_locations)), "extensions", f"v{duckdb.__version__}", "httpfs.duckdb_extension")
+        if spec and spec.submodule_search_locations
+        else None
+    )
+    if path is None or not path.exists():
+        raise ConfigError(
+            f"DuckDB's httpfs extension for DuckDB {duckdb.__version__} is not installed: "
+            f"pip install duckdb-extension-httpfs=={duckdb.__version__} (an S3 lake needs it)"
+        )
+    return path
+
+
+def s3_secret_sql(bucket: str) -> str:
+    """CREATE TEMPORARY SECRET for the bucket, from botocore's credentials, endpoint and region."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise ConfigError("no AWS credentials found for the S3 lake (standard chain: environment, profile, role)")
+    frozen = credentials.get_frozen_credentials()
+    endpoint, region = s3.endpoint_and_region()
+    params = {"KEY_ID": frozen.access_key, "SECRET": frozen.secret_key}
+    if frozen.token:
+        params["SESSION_TOKEN"] = frozen.token
+    if endpoint:
+        parsed = urlparse(endpoint)
+        params |= {"ENDPOINT": parsed.netloc or parsed.path, "URL_STYLE": "path"}
+        options = f", USE_SSL {'true' if parsed.scheme == 'https' else 'false'}"
+    else:
+        options = ""
+        region = s3.bucket_region(bucket) or region
+    params["REGION"] = region or "us-east-1"
+    body = ", ".join(f"{k} {_literal(v)}" for k, v in params.items())
+    return f"CREATE OR REPLACE TEMPORARY SECRET sm_assets_lake (TYPE s3, {body}{options}, SCOPE {_literal('s3://' + bucket)})"
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def enable_s3(conn: duckdb.DuckDBPyConnection, lake_dir: LakeDir) -> None:
+    """Let `conn` read (and glob) the S3 lake at `lake_dir`."""
+    conn.execute(f"LOAD {_literal(str(httpfs_extension()))}")
+    conn.execute(s3_secret_sql(s3.bucket_of(str(lake_dir))))
+
+
+def connect(lake_dir: LakeDir | None = None, *, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection (no file, so no lock anybody could wait on) that reads `lake_dir`."""
+    spill = Path(tempfile.gettempdir(), "sm-assets-duckdb")
+    conn = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(spill)})
+    if lake_dir is not None and is_s3(lake_dir):
+        enable_s3(conn, lake_dir)
+    return conn
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal."""
+    return _literal(value)
+
+
+def sql_list(values: list[str]) -> str:
+    """A SQL list literal of strings, e.g. the file list of read_parquet."""
+    return "[" + ", ".join(_literal(v) for v in values) + "]"
