@@ -30,7 +30,8 @@ from sm_assets.core.aws_clients import client_config
 from sm_assets.core.credentials import assume_role_session, role_arn
 from sm_assets.core.config import Settings, ensure_writable_dir
 from sm_assets.core.errors import ConfigError
-from sm_assets.core.schemas import COLLECTION_STATUS_DATASET
+from sm_assets.core.errors import LakeError
+from sm_assets.core.layout import DAILY_STATUS_TABLE
 
 MEMBER_ROLE_POLICY = "sm_assets/iam/member-role-policy.json"
 MEMBER_TRUST_POLICY = "sm_assets/iam/member-role-trust-policy.json"
@@ -241,18 +242,19 @@ def check_regions(member_session: boto3.Session, account_id: str, regions: Seque
 def check_s3_data_dir(settings: Settings) -> DoctorCheck:
     """The S3 lake: the bucket lists (s3:ListBucket) and takes a PUT (s3:PutObject); the DuckDB file's local
     directory is writable."""
-    from sm_assets.core import lake, s3
+    from sm_assets.core import s3
+    from sm_assets.core.snapshots import daily_days
 
     uri = settings.data_location
     fix = (
         f"create the bucket or fix SM_ASSETS_DATA_DIR; the deploying identity needs s3:ListBucket on "
-        f"arn:aws:s3:::{s3.bucket_of(uri)} and s3:GetObject/s3:PutObject on its objects; check "
+        f"arn:aws:s3:::{s3.bucket_of(uri)} and s3:GetObject/s3:PutObject/s3:DeleteObject on its objects; check "
         "AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL and network access to S3"
     )
     try:
-        days = len(lake.s3_snapshot_folders(str(settings.lake_dir), COLLECTION_STATUS_DATASET))
+        days = len(daily_days(settings.lake_dir, DAILY_STATUS_TABLE))
         s3.ensure_writable(uri)
-    except (ConfigError, lake.LakeError) as exc:
+    except (ConfigError, LakeError) as exc:
         return DoctorCheck("data_dir", False, _short(str(exc), 300), fix)
     try:
         ensure_writable_dir(settings.duckdb_path.parent, "SM_ASSETS_DUCKDB_PATH")
@@ -263,7 +265,7 @@ def check_s3_data_dir(settings: Settings) -> DoctorCheck:
     return DoctorCheck(
         "data_dir",
         True,
-        f"{uri} is reachable and writable ({s3.describe_target()}; {_plural(days, 'snapshot date')} stored); "
+        f"{uri} is reachable and writable ({s3.describe_target()}; {_plural(days, 'day')} of daily tables); "
         f"DuckDB file in {settings.duckdb_path.parent}",
     )
 
@@ -302,17 +304,16 @@ def check_duckdb(settings: Settings) -> DoctorCheck:
                 "duckdb",
                 False,
                 _short(f"{path} is locked by another process: {message}", 240),
-                "a process holds DuckDB's write lock (a long-running Dagster run, or a client that opened the file "
-                "read-write): wait for it or close it, and open the file read-only (`sm-assets query`) while "
-                "Dagster runs",
+                "a client opened the file read-write and holds its lock; sm-assets never writes this file in place "
+                "(a refresh writes only lake files, and new views replace the file by rename), so refreshes are not "
+                "affected, but other readers are: open it read-only (`duckdb -readonly`, access_mode READ_ONLY)",
             )
         return DoctorCheck(
             "duckdb",
             False,
             _short(f"{path} cannot be opened ({type(exc).__name__}): {message}", 240),
-            "the file holds only views over (for an S3 lake: tables loaded from) the Parquet lake: "
-            f"move it away (mv {path} {path}.broken) and run "
-            "`sm-assets refresh` to recreate it; no data is lost",
+            "the file holds only views over the Parquet lake: the next `sm-assets refresh` (or any daily tables "
+            "run) replaces it; no data is lost",
         )
     views = ", ".join(f"{schema}: {n}" for schema, n in rows) or "none yet"
     return DoctorCheck("duckdb", True, f"{path} opens read-only; views by schema: {views}")

@@ -15,3 +15,27 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_ASSETS_", "DAGSTER_"))}
     env.update(extra)
     return env
+
+
+def lake_with(data_dir, snapshots, regions=None, days=None):  # -> Settings
+    """A lake holding `snapshots` (stored as the raw asset stores them), the daily tables of `days` (default:
+    every snapshot's day) and the DuckDB file's views: what the assets leave behind, without Dagster."""
+    from sm_assets.core.config import Settings
+    from sm_assets.core.daily_tables import build_daily_tables
+    from sm_assets.core.snapshots import store_snapshot
+    from sm_assets.core.storage import prepare_storage
+
+    regions = regions or sorted({r for snap in snapshots for r in snap.regions}) or ["us-east-1"]
+    settings = Settings.build(data_dir=data_dir, regions=regions, role_name="SageMakerInventoryReadOnly")
+    for snap in snapshots:
+        store_snapshot(settings.lake_dir, snap)
+    for day in sorted(set(days) if days is not None else {snap.snapshot_date for snap in snapshots}):
+        build_daily_tables(settings.lake_dir, day)
+    prepare_storage(settings)
+    return settings
+
+
+def read_views(settings):  # -> duckdb.DuckDBPyConnection, read-only, over the DuckDB file
+    from sm_assets.core.catalog import reader_connection
+
+    return reader_connection(settings.duckdb_path, settings.lake_dir)

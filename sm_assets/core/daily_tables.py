@@ -16,13 +16,14 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from sm_assets.core import duck, lake, layout
+from sm_assets.core.compaction import prune_staged
 from sm_assets.core.errors import LakeError, one_line
 from sm_assets.core.layout import LakeDir, LakePath
 from sm_assets.core.normalize import normalize_select_sql
@@ -79,6 +80,8 @@ class DailyBuild:
     outputs: dict[str, TableOutput]
     status_counts: dict[str, int]  # account-region-type cells by status
     errors: list[str]  # "account region/type: code: message" for every error cell
+    pruned_days: list[date] = field(default_factory=list)  # closed days whose per-account files were deleted
+    pruned_files: int = 0
 
     @property
     def accounts(self) -> int:
@@ -182,7 +185,8 @@ def build_daily_tables(lake_dir: LakeDir, day: date) -> DailyBuild:
             outputs[name].checks = table_checks(conn, spec.table, staged[name][0])
         for local, dest in staged.values():
             lake.publish(local, dest)
-    return DailyBuild(day, base, refs, outputs, status_counts, errors)
+    pruned = prune_staged(lake_dir, max(day, datetime.now(UTC).date()))
+    return DailyBuild(day, base, refs, outputs, status_counts, errors, pruned.days, pruned.files)
 
 
 def _describe_output(conn: duckdb.DuckDBPyConnection, name: str, local: Path, dest: LakePath) -> TableOutput:

@@ -339,3 +339,13 @@ def delete_files(paths: Sequence[LakePath]) -> int:
     with ThreadPoolExecutor(min(_S3_THREADS, len(paths))) as pool:
         list(pool.map(delete, paths))
     return len(paths)
+
+
+def remove_empty_folder(folder: LakePath) -> None:
+    """Remove a local folder left empty (S3 has no folders to remove)."""
+    if is_s3(folder):
+        return
+    try:
+        Path(folder).rmdir()
+    except OSError:
+        pass  # not empty, or already gone

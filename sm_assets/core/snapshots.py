@@ -270,9 +270,10 @@ def daily_snapshots(lake_dir: LakeDir, day: date) -> dict[str, SnapshotRef]:
 def latest_snapshots(lake_dir: LakeDir, day: date) -> tuple[dict[str, SnapshotRef], date | None]:
     """Every account's latest committed snapshot on or before `day`, and the daily file it started from.
 
-    Starts from the newest daily status file before `day` (every account's latest as of then) and looks at
-    the per-account files of that day onwards only, so the work does not grow with the history kept."""
-    base_days = [d for d in daily_days(lake_dir, layout.DAILY_STATUS_TABLE) if d < day]
+    Starts from the newest daily status file on or before `day` (every account's latest as of then; for
+    `day` itself: its previous build) and takes a per-account file of that day onwards only where it is
+    newer, so the work does not grow with the history kept and pruned per-account files are never needed."""
+    base_days = [d for d in daily_days(lake_dir, layout.DAILY_STATUS_TABLE) if d <= day]
     base = base_days[-1] if base_days else None
     found = daily_snapshots(lake_dir, base) if base else {}
     for staged_day in day_folders(lake_dir, layout.STATUS_DATASET):

@@ -111,11 +111,13 @@ def compute_reports(
     built = daily_days(lake_dir, layout.DAILY_STATUS_TABLE)
     if report_date not in built:
         earlier = [d for d in built if d < report_date]
-        reason = f"no daily tables for {report_date}" + (
-            f" (latest earlier day with tables: {earlier[-1]}; materialize the aws/* tables for {report_date})"
-            if earlier
-            else " (none built yet: materialize the aws/* tables first)"
-        )
+        if earlier:
+            hint = f"latest earlier day with tables: {earlier[-1]}; materialize the aws/* tables for {report_date}"
+        elif built:
+            hint = f"the first day with tables is {built[0]}"
+        else:
+            hint = "none built yet: materialize the aws/* tables first"
+        reason = f"no daily tables for {report_date} ({hint})"
         return ReportResult(
             report_date=report_date,
             coverage=empty_frame(COVERAGE_SCHEMA),

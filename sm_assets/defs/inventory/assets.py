@@ -213,6 +213,9 @@ def sagemaker_daily_tables(
     common = {"as_of_date": day.isoformat(), "accounts": build.accounts}
     if build.base_day:
         common["unchanged_accounts_from"] = build.base_day.isoformat()
+    if build.pruned_days:
+        common["pruned_days"] = dg.MetadataValue.json([d.isoformat() for d in build.pruned_days])
+        common["pruned_files"] = build.pruned_files
     status = build.outputs[layout.DAILY_STATUS_TABLE]
     yield dg.MaterializeResult(
         asset_key=STATUS_KEY,

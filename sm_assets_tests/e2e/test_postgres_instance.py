@@ -31,7 +31,7 @@ import yaml
 
 from sm_assets_tests.helpers import clean_env, free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEPLOY_YAML = REPO / "deploy" / "dagster.yaml"
 CLI = [sys.executable, "-m", "sm_assets.cli"]
 PG_USER = "dagster"  # the server's superuser (initdb -U); with trust auth its password is never checked
@@ -206,7 +206,7 @@ def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 @pytest.fixture(scope="module")
 def refreshed(postgres: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Refreshed:
     """`sm-assets refresh` of the demo organization (the shape `sm-assets demo` seeds) with the Postgres instance."""
-    from sm_assets.cli import DEMO_MEMBERS, patched_env
+    from sm_assets.cli.demo import DEMO_MEMBERS, patched_env
     from sm_assets.core.config import DEFAULT_REGIONS
     from sm_assets.demo.fake_aws import fake_aws_server
     from sm_assets.demo.seed import seed_demo_org

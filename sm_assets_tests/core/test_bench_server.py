@@ -10,7 +10,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from benchmarks.fake_aws_bench import DEFAULT_ROLE_NAME, BenchServer, Fleet, generate_fleet
-from sm_assets.core.collect import collect_account, to_jsonable
+from sm_assets.core.collection import collect_account
+from sm_assets.core.payloads import to_jsonable
 from sm_assets.core.config import Settings
 
 REGIONS = ("us-east-1", "eu-west-1")

@@ -21,16 +21,12 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
-from sm_assets.core import collect
-from sm_assets.core.collect import (
-    AccountDiscoveryError,
-    AccountSnapshot,
-    collect_account,
-    list_org_accounts,
-    resolve_account_ids,
-)
+from sm_assets.core import aws_clients as collect
+from sm_assets.core.errors import AccountDiscoveryError
+from sm_assets.core.collection import AccountSnapshot, collect_account
+from sm_assets.core.accounts import list_org_accounts, resolve_account_ids
 from sm_assets.core.config import Settings
-from sm_assets.core.normalize import raw_table
+from sm_assets.core.snapshots import raw_table
 from sm_assets.demo import faults
 from sm_assets.demo.fake_aws import fake_aws_server
 from sm_assets.demo.faults import Call, FaultProxy, FaultRules, fault_proxy
@@ -121,7 +117,7 @@ def truth(org: DemoOrg, account: str, region: str, resource_type: str) -> frozen
 
 def stored(snap: AccountSnapshot, region: str, resource_type: str) -> frozenset[str]:
     """The ARNs the raw asset writes to the lake for this region and type."""
-    return frozenset(r["arn"] for r in raw_table(snap, resource_type).to_pylist() if r["region"] == region)
+    return frozenset(r["arn"] for r in raw_table(snap).to_pylist() if r["region"] == region and r["resource_type"] == resource_type)
 
 
 def outcome(snap: AccountSnapshot) -> Outcome:

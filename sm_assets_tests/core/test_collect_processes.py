@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sm_assets.core.collect import AccountSnapshot, collect_accounts
+from sm_assets.core.collection import AccountSnapshot, collect_accounts
 from sm_assets.core.config import Settings
 from sm_assets.demo.seed import DemoOrg
 
@@ -16,7 +16,7 @@ REGIONS = ("us-east-1", "eu-west-1")
 
 @pytest.fixture(scope="module")
 def served_org() -> Iterator[tuple[str, DemoOrg]]:
-    from sm_assets.cli import patched_env
+    from sm_assets.cli.demo import patched_env
     from sm_assets.demo.fake_aws import fake_aws_server
     from sm_assets.demo.seed import seed_demo_org
 
@@ -71,7 +71,7 @@ def test_a_dying_worker_costs_only_its_unfinished_accounts(
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
         "import os\n"
-        "import sm_assets.core.collect as c\n"
+        "import sm_assets.core.collection as c\n"
         "_real = c.collect_account\n"
         "def _dying(account_id, *a, **k):\n"
         f"    if account_id == {victim!r}:\n"
@@ -164,7 +164,7 @@ def test_a_failing_caller_stops_the_workers_at_once(
     first = accounts[0]
     slow = (
         "import time\n"
-        "import sm_assets.core.collect as c\n"
+        "import sm_assets.core.collection as c\n"
         "_real = c.collect_account\n"
         "def _slow(account_id, *a, **k):\n"
         f"    if account_id != {first!r}:\n"

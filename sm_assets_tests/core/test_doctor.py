@@ -138,7 +138,7 @@ def test_corrupt_duckdb_file_is_one_line_with_fix(tmp_path: Path) -> None:
     assert c["data_dir"].ok
     broken = c["duckdb"]
     assert not broken.ok and str(settings.duckdb_path) in broken.detail
-    assert broken.fix is not None and "sm-assets refresh" in broken.fix and ".broken" in broken.fix
+    assert broken.fix is not None and "sm-assets refresh" in broken.fix and "replaces it" in broken.fix
     line = format_doctor([broken])
     assert line.startswith("FAIL duckdb: ") and "\n" not in line
 

@@ -32,7 +32,7 @@ from dagster._utils.tags import TagConcurrencyLimitsCounter
 from sm_assets.core.config import Settings
 from sm_assets.definitions import build_definitions
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PG_ENV = {
     "DAGSTER_PG_HOST": "dagster-db.internal",
     "DAGSTER_PG_PORT": "5433",

@@ -16,18 +16,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sm_assets.core import lake
-from sm_assets.core.collect import AccountSnapshot, RawItem
+from sm_assets.core import lake, layout
+from sm_assets.core.catalog import reader_connection
+from sm_assets.core.collection import AccountSnapshot, RawItem
+from sm_assets.core.config import Settings
+from sm_assets.core.snapshots import daily_days
+from sm_assets.core.storage import prepare_storage
 from sm_assets.core.normalize import normalized_table
 from sm_assets.core.schemas import COLLECTION_STATUS_SCHEMA
 from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION as MQ
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"
 COLLECTED = datetime(2026, 11, 20, 6, 30, tzinfo=UTC)
@@ -75,7 +78,8 @@ def big_table(rows: int) -> pa.Table:
 
 
 def target(tmp_path: Path) -> Path:
-    return lake.dataset_file(tmp_path / "lake", MQ.name, DAY, ACCOUNT)
+    """The day's model quality table: the file the views read, replaced whole on every rebuild."""
+    return Path(layout.daily_file(tmp_path / "lake", MQ.name, DAY))
 
 
 def partials(path: Path) -> list[Path]:
@@ -83,14 +87,16 @@ def partials(path: Path) -> list[Path]:
 
 
 def view_keys(lake_dir: Path) -> tuple[list[str], int, list[str]]:
-    """(keys in the latest view, rows in the history view, files the view glob matches), fresh connection."""
-    with duckdb.connect() as conn:
-        lake.refresh_inventory_views(conn, lake_dir)
+    """(keys in the latest view, rows in the history view, data files the view glob matches), through the
+    DuckDB file's views on a fresh connection."""
+    settings = Settings.build(data_dir=lake_dir.parent, regions=[REGION], role_name="r")
+    prepare_storage(settings)
+    with reader_connection(settings.duckdb_path, settings.lake_dir) as conn:
         keys = [r[0] for r in conn.execute(f"SELECT _key FROM {VIEW} ORDER BY _key").fetchall()]
         (history,) = conn.execute(f"SELECT count(*) FROM {VIEW}_history").fetchone()
-        glob = lake.dataset_glob(lake_dir, MQ.name)
+        glob = layout.daily_glob(lake_dir, MQ.name)
         files = [r[0] for r in conn.execute("SELECT file FROM glob(?)", [glob]).fetchall()]
-    return keys, history, files
+    return keys, history, [f for f in files if not f.endswith(layout.PLACEHOLDER_FILE)]
 
 
 CHILD_PRELUDE = """
@@ -98,7 +104,7 @@ import sys, time
 from pathlib import Path
 sys.path.insert(0, REPO_PATH)
 from sm_assets.core import lake
-from sm_assets_tests.test_atomic_writes import big_table
+from sm_assets_tests.core.test_atomic_writes import big_table
 path, ready, rows = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 table = big_table(rows)
 
@@ -194,8 +200,7 @@ def test_sigkill_mid_write_keeps_previous_snapshot(tmp_path: Path) -> None:
     keys, rows, files = view_keys(tmp_path / "lake")
     assert (keys, rows) == (old_keys, old_rows)
     assert files == [str(path)]
-    assert lake.snapshot_dates(tmp_path / "lake", MQ.name, ACCOUNT) == [DAY]
-    assert lake.latest_snapshot_date(tmp_path / "lake", MQ.name, ACCOUNT) == DAY
+    assert daily_days(tmp_path / "lake", MQ.name) == [DAY]
 
     # The next successful write replaces the file and still ignores the leftover.
     lake.write_atomic(big_table(10), path)
@@ -254,7 +259,7 @@ def status_file(tmp_path: Path) -> Path:
         }
         for i in range(20)
     ]
-    path = lake.dataset_file(tmp_path / "lake", "collection_status", DAY, ACCOUNT)
+    path = layout.status_file(tmp_path / "lake", DAY, ACCOUNT, COLLECTED)
     return lake.write_atomic(pa.Table.from_pylist(rows, schema=COLLECTION_STATUS_SCHEMA), path)
 
 

@@ -1,10 +1,10 @@
 """The shipped IAM policies allow exactly what sm-assets calls, and nothing more.
 
-A full `sm_assets.cli.run_demo` runs in this process with every botocore client instrumented: each API
+A full `sm_assets.cli.demo.run_demo` runs in this process with every botocore client instrumented: each API
 call is recorded as `<iam prefix>:<Operation>` with the credentials that signed it. Seeding calls (made by
 `sm_assets.demo.seed` with the management / OrganizationAccountAccessRole credentials) happen before
 `run_refresh` starts, so only calls made while `run_refresh` runs are attributed to the collector; each of
-those must also come from `sm_assets/core/collect.py` (checked on the call stack). Right after the refresh,
+those must also come from the collector's modules (checked on the call stack). Right after the refresh,
 against the same fake organization, `sm-assets doctor` (`sm_assets.doctor.run_doctor`) runs too: it is the
 other shipped code path that needs these policies (it is what uses `sts:GetCallerIdentity`).
 
@@ -150,13 +150,19 @@ def test_every_spec_operation_is_in_the_member_policy() -> None:
 # Recording a full demo run
 
 
+# The collector's modules: every AWS call a refresh makes starts in one of them.
+COLLECTOR_MODULES = frozenset(
+    f"sm_assets/core/{name}.py" for name in ("collection", "accounts", "credentials", "process_shards")
+)
+
+
 @dataclass(frozen=True)
 class Call:
     phase: str  # "seed" (before run_refresh), "collect" (while run_refresh runs), "doctor" (right after)
     action: str  # iam prefix:Operation
     identity: str  # "caller", "role:<assumed role arn>" or "unknown:<access key>"
     resource: str  # RoleArn / ResourceArn parameter, else "*"
-    modules: frozenset[str]  # sm_assets source files on the call stack, e.g. "sm_assets/core/collect.py"
+    modules: frozenset[str]  # sm_assets source files on the call stack, e.g. "sm_assets/core/collection.py"
 
 
 @dataclass
@@ -214,7 +220,7 @@ class Recorder:
 @pytest.fixture(scope="module")
 def demo_calls(tmp_path_factory: pytest.TempPathFactory) -> Recorder:
     """Run the whole demo once, in process, with every botocore client instrumented."""
-    import sm_assets.cli as cli
+    import sm_assets.cli.demo as cli
 
     recorder = Recorder()
     real_create_client = botocore.session.Session.create_client
@@ -263,7 +269,7 @@ def demo_calls(tmp_path_factory: pytest.TempPathFactory) -> Recorder:
         mp.setenv("SM_ASSETS_DATA_DIR", str(data / "data"))
         mp.setenv("DAGSTER_HOME", str(data / "data" / "dagster_home"))
         # The recorder hooks botocore in this process: keep the collector's calls here (worker processes
-        # run the same collect.py code, so the calls recorded are the calls they would make).
+        # run the same collector code, so the calls recorded are the calls they would make).
         mp.setenv("SM_ASSETS_COLLECT_PROCESSES", "1")
         mp.setattr(botocore.session.Session, "create_client", create_client)
         mp.setattr(cli, "run_refresh", run_refresh)
@@ -291,7 +297,7 @@ def test_recording_separates_seeding_from_collection(demo_calls: Recorder) -> No
     collected = collector_calls(demo_calls)
     assert collected and not [c for c in demo_calls.calls if c.phase == "after"]
     # Every call while run_refresh ran was made by the collector module, not by Dagster or the fake server.
-    assert [c for c in collected if "sm_assets/core/collect.py" not in c.modules] == []
+    assert [c for c in collected if not c.modules & COLLECTOR_MODULES] == []
     doctor = [c for c in demo_calls.calls if c.phase == "doctor"]
     assert doctor and [c for c in doctor if "sm_assets/doctor.py" not in c.modules] == []
     assert {c.action for c in doctor} >= {"sts:GetCallerIdentity", "sts:AssumeRole", "sagemaker:ListEndpoints"}

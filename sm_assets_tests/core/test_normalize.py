@@ -7,10 +7,13 @@ import duckdb
 import pytest
 
 from sm_assets.core import lake
-from sm_assets.core.collect import AccountSnapshot, RawItem, merge_unknown_fields, to_jsonable
-from sm_assets.core.normalize import normalized_table, raw_table, snapshot_from_raw
+from sm_assets.core.collection import AccountSnapshot, RawItem
+from sm_assets.core.payloads import merge_unknown_fields, to_jsonable
+from sm_assets.core.normalize import normalized_table, snapshot_from_raw
+from sm_assets.core.snapshots import raw_table
 from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION as MQ
 from sm_assets.core.schemas import RAW_SCHEMA
+from sm_assets_tests.helpers import lake_with, read_views
 
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"
@@ -74,12 +77,9 @@ def item(body: dict[str, object], tags: list[dict[str, str]] | None) -> RawItem:
 
 
 def store_and_connect(tmp_path: Path, items: list[RawItem]) -> duckdb.DuckDBPyConnection:
+    """The items as one account's snapshot, through the daily tables to the DuckDB file's views."""
     snap = AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=items)
-    path = lake.dataset_file(tmp_path / "lake", MQ.name, snap.snapshot_date, ACCOUNT)
-    lake.write_atomic(normalized_table(snap, MQ, "model_quality_job_definition"), path)
-    conn = duckdb.connect()
-    lake.refresh_inventory_views(conn, tmp_path / "lake")
-    return conn
+    return read_views(lake_with(tmp_path, [snap]))
 
 
 OPTIONAL_BLOCKS = {
@@ -140,9 +140,7 @@ def test_unknown_fields_kept_verbatim(tmp_path: Path) -> None:
     conn = store_and_connect(tmp_path, [item(body, [])])
     (resources,) = conn.execute("SELECT job_resources FROM aws.sagemaker_model_quality_job_definition").fetchone()
     assert json.loads(resources)["ClusterConfig"]["FutureAccelerator"] == {"Kind": "x", "N": 2}
-    raw = raw_table(
-        AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(body, [])]), "model_quality_job_definition"
-    )
+    raw = raw_table(AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(body, [])]))
     assert json.loads(raw.column("describe_json")[0].as_py()) == body
 
 
@@ -187,7 +185,7 @@ def test_raw_round_trip_and_unknown_field_merge() -> None:
         "New": "n",
     }
     snap = AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=[item(describe("rt"), [{"Key": "a", "Value": "b"}])])
-    table = raw_table(snap, "model_quality_job_definition")
+    table = raw_table(snap)
     assert table.schema.equals(RAW_SCHEMA)
     rebuilt = snapshot_from_raw(table, ACCOUNT, COLLECTED)
     assert rebuilt.items[0].describe == snap.items[0].describe
@@ -205,7 +203,7 @@ def test_bad_timestamp_names_the_resource(bad_time: str) -> None:
 
 def test_columnar_normalizer_matches_reference(tmp_path: Path) -> None:
     """The DuckDB path the assets use gives exactly what the row-wise reference gives."""
-    from sm_assets.core.normalize import normalize_raw_files
+    from sm_assets.core.normalize import normalize_select_sql
 
     items = []
     for n, present in enumerate(itertools.product([False, True], repeat=len(OPTIONAL_BLOCKS))):
@@ -216,9 +214,10 @@ def test_columnar_normalizer_matches_reference(tmp_path: Path) -> None:
     items.append(item(describe("nulls", NetworkConfig=None), []))  # an explicit JSON null is absent too
     snap = AccountSnapshot(ACCOUNT, COLLECTED, (REGION,), items=items)
     raw_path = tmp_path / "raw.parquet"
-    lake.write_atomic(raw_table(snap, "model_quality_job_definition"), raw_path)
+    lake.write_atomic(raw_table(snap), raw_path)
     reference = normalized_table(snap, MQ, "model_quality_job_definition")
-    columnar = normalize_raw_files(duckdb.connect(), [str(raw_path)], MQ)
+    sql = normalize_select_sql(MQ, f"read_parquet('{raw_path}')")
+    columnar = duckdb.connect().sql(sql).to_arrow_table().cast(MQ.arrow_schema())
     assert columnar.schema.equals(reference.schema)
     json_cols = {c.name for c in MQ.columns if c.duckdb_type == "JSON"}
     for expected, got in zip(reference.to_pylist(), columnar.to_pylist(), strict=True):
@@ -227,28 +226,3 @@ def test_columnar_normalizer_matches_reference(tmp_path: Path) -> None:
                 assert json.loads(got[name]) == json.loads(value), name
             else:
                 assert got[name] == value, name
-
-
-def test_batched_normalize_splits_rows_back_per_account(tmp_path: Path) -> None:
-    """Many files per DuckDB query give each account exactly its own rows, empty snapshots included."""
-    from sm_assets.core.normalize import normalize_files_per_account, normalize_raw_files
-
-    raw_files: dict[str, str] = {}
-    for n, account in enumerate(["111111111111", "222222222222", "333333333333", "444444444444", "555555555555"]):
-        snap = AccountSnapshot(account, COLLECTED, (REGION,))
-        for i in range(n if n != 2 else 0):  # the third account has no definitions at all
-            body = describe(f"d{i}")
-            body["JobDefinitionArn"] = str(body["JobDefinitionArn"]).replace(ACCOUNT, account)
-            snap.items.append(item(body, [{"Key": "n", "Value": str(i)}]))
-        raw_files[account] = str(lake.write_atomic(raw_table(snap, "model_quality_job_definition"), tmp_path / account))
-    conn = duckdb.connect()
-    batches = list(normalize_files_per_account(conn, raw_files, MQ, files_per_query=2))
-    assert [list(b) for b in batches] == [list(raw_files)[:2], list(raw_files)[2:4], list(raw_files)[4:]]
-    batched = {a: t for b in batches for a, t in b.items()}
-    assert list(batched) == list(raw_files)
-    for account, path in raw_files.items():
-        alone = normalize_raw_files(conn, [path], MQ)
-        assert batched[account].schema.equals(alone.schema)
-        assert batched[account].to_pylist() == alone.to_pylist()
-        assert set(batched[account].column("account_id").to_pylist()) <= {account}
-    assert [batched[a].num_rows for a in raw_files] == [0, 1, 0, 3, 4]

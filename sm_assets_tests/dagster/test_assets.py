@@ -175,7 +175,7 @@ def test_region_error_stores_the_rest_and_turns_the_run_red(
 ) -> None:
     from typing import Any
 
-    from sm_assets.core import collect
+    from sm_assets.core import collection as collect
 
     real_client = collect.sagemaker_client
 
@@ -290,8 +290,8 @@ def test_damaged_raw_file_in_a_batch_is_named_and_loses_nothing(
 
 def test_raw_file_of_another_account_is_refused(tmp_path: Path) -> None:
     from sm_assets.core import lake
-    from sm_assets.core.collect import AccountSnapshot, RawItem
-    from sm_assets.core.normalize import raw_table
+    from sm_assets.core.collection import AccountSnapshot, RawItem
+    from sm_assets.core.snapshots import raw_table
     from sm_assets.core.schemas import RAW_SCHEMA
 
     snap = AccountSnapshot("111111111111", datetime.now(UTC), ())
@@ -310,8 +310,8 @@ def test_unparseable_payload_in_a_batch_names_its_file(tmp_path: Path) -> None:
     import pyarrow as pa
 
     from sm_assets.core import lake
-    from sm_assets.core.collect import AccountSnapshot, RawItem, StatusRecord
-    from sm_assets.core.normalize import raw_table, status_table
+    from sm_assets.core.collection import AccountSnapshot, RawItem, StatusRecord
+    from sm_assets.core.snapshots import raw_table, status_table
     from sm_assets.core.specs import ENDPOINT_SPEC
     from sm_assets.defs.inventory.assets import normalize_accounts
 

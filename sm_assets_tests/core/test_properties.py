@@ -4,9 +4,9 @@ The strategy is built by walking the operation's output shape, so a member AWS a
 generated as soon as botocore ships it. On top of the modelled members, unknown fields (what AWS sends
 before botocore knows about it, kept by `merge_unknown_fields`) are sprinkled at random levels.
 
-Each example is normalized, written to a fresh lake with `lake.write_atomic`, and read back through the
-DuckDB views on a fresh in-memory connection: every JSON column, the tags map and the raw describe_json
-must come back exactly as generated.
+Each example is stored as an account snapshot in a fresh lake, built into the day's tables as the daily
+asset builds them, and read back through the DuckDB file's views: every JSON column, the tags map and the
+raw describe_json must come back exactly as generated.
 """
 
 from __future__ import annotations
@@ -19,22 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import botocore.session
-import duckdb
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sm_assets.core import lake
-from sm_assets.core.collect import AccountSnapshot, RawItem, to_jsonable
-from sm_assets.core.normalize import (
-    normalize_item,
-    normalize_raw_files,
-    normalized_table,
-    raw_table,
-    snapshot_from_raw,
-)
+from sm_assets.core.collection import AccountSnapshot, RawItem
+from sm_assets.core.payloads import to_jsonable
+from sm_assets.core.normalize import normalize_item, normalize_select_sql, normalized_table, snapshot_from_raw
 from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION as MQ
-from sm_assets.core.schemas import RAW_SCHEMA, raw_dataset_name
+from sm_assets.core.schemas import RAW_SCHEMA
+from sm_assets.core.snapshots import raw_table, staged_snapshots
+from sm_assets_tests.helpers import lake_with, read_views
 
 RESOURCE_TYPE = "model_quality_job_definition"
 OPERATION = "DescribeModelQualityJobDefinition"
@@ -253,11 +249,11 @@ def test_normalize_never_crashes(generated: tuple[str, list]) -> None:
     table = normalized_table(snap, MQ, RESOURCE_TYPE)
     assert table.num_rows == len(resources)
     assert table.schema.equals(MQ.arrow_schema())
-    raw = raw_table(snap, RESOURCE_TYPE)
+    raw = raw_table(snap)
     assert raw.schema.equals(RAW_SCHEMA)
 
 
-@PROPERTY_SETTINGS
+@settings(parent=PROPERTY_SETTINGS, max_examples=60)  # each example builds a lake: fewer, same generator
 @given(generated=items())
 def test_lake_round_trip_through_duckdb_views(generated: tuple[str, list]) -> None:
     account, resources = generated
@@ -266,15 +262,11 @@ def test_lake_round_trip_through_duckdb_views(generated: tuple[str, list]) -> No
 
     # pytest's tmp_path is shared by every example of one test function: one fresh lake per example.
     with tempfile.TemporaryDirectory(prefix="sm-assets-prop-") as tmp:
-        lake_dir = Path(tmp) / "lake"
+        settings_ = lake_with(Path(tmp), [snap], regions=list(REGIONS))
         day = snap.snapshot_date
         normalized = normalized_table(snap, MQ, RESOURCE_TYPE)
-        lake.write_atomic(normalized, lake.dataset_file(lake_dir, MQ.name, day, account))
-        raw_path = lake.dataset_file(lake_dir, raw_dataset_name(RESOURCE_TYPE), day, account)
-        lake.write_atomic(raw_table(snap, RESOURCE_TYPE), raw_path)
-        with duckdb.connect() as conn:
-            conn.execute("SET TimeZone = 'UTC'")
-            lake.refresh_inventory_views(conn, lake_dir)
+        (raw_path,) = staged_snapshots(settings_.lake_dir, day)[account].raw_paths
+        with read_views(settings_) as conn:
             cols = ["_key", "account_id", "job_definition_arn", "job_definition_name", "role_arn"]
             cols += ["creation_time", "tags"] + [c for c, _ in JSON_COLUMNS]
             rows = conn.execute(f"SELECT {', '.join(cols)} FROM aws.{MQ.name}").fetchall()
@@ -302,12 +294,15 @@ def test_lake_round_trip_through_duckdb_views(generated: tuple[str, list]) -> No
                     ).fetchall()
                     assert sorted(lookups) == sorted((t["Key"], t["Value"]) for t in tags)
 
-            history = conn.execute(f"SELECT _key, region, snapshot_date, collected_at FROM aws.{MQ.name}_history")
-            assert sorted(history.fetchall()) == sorted((arn, r, day, COLLECTED) for arn, (r, _, _) in expected.items())
+            history = conn.execute(
+                f"SELECT _key, region, as_of_date, snapshot_date, collected_at FROM aws.{MQ.name}_history"
+            )
+            assert sorted(history.fetchall()) == sorted(
+                (arn, r, day, day, COLLECTED) for arn, (r, _, _) in expected.items()
+            )
 
             raw_rows = conn.execute(
-                f"SELECT arn, name, region, account_id, describe_json, tags_json "
-                f"FROM aws.{raw_dataset_name(RESOURCE_TYPE)}"
+                f"SELECT arn, name, region, account_id, describe_json, tags_json FROM aws.raw_sagemaker_{RESOURCE_TYPE}"
             ).fetchall()
             assert sorted(r[0] for r in raw_rows) == sorted(expected)
             for arn, name, region, acct, describe_json, tags_json in raw_rows:
@@ -316,12 +311,13 @@ def test_lake_round_trip_through_duckdb_views(generated: tuple[str, list]) -> No
                 assert json.loads(describe_json) == body  # unknown fields included
                 assert (None if tags_json is None else json.loads(tags_json)) == tags
 
-            # The assets normalize with the columnar DuckDB path: same rows as the per-item mapping above.
-            columnar = normalize_raw_files(conn, [str(raw_path)], MQ)
-            assert columnar.schema.equals(MQ.arrow_schema())
+            # The daily tables normalize with the columnar DuckDB path: same rows as the per-item mapping above.
+            columnar = (
+                conn.sql(normalize_select_sql(MQ, f"read_parquet('{raw_path}')")).to_arrow_table().cast(MQ.arrow_schema())
+            )
             assert semantic_rows(columnar) == semantic_rows(normalized)
 
-        # And the raw file rebuilds the same items (the normalized asset's input).
+        # And the stored raw file rebuilds the same items.
         rebuilt = snapshot_from_raw(lake.read_file(raw_path, RAW_SCHEMA), account, COLLECTED)
         assert [(i.arn, i.describe, i.tags) for i in rebuilt.items] == [(i.arn, i.describe, i.tags) for i in snap.items]
 

@@ -112,7 +112,7 @@ def texts_in(data_dir: Path) -> str:
 def test_planted_secrets_never_stored_or_logged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], redact: bool
 ) -> None:
-    from sm_assets.cli import run_refresh
+    from sm_assets.cli.refresh import run_refresh
     from sm_assets.demo.fake_aws import fake_aws_server
     from sm_assets.demo.seed import seed_demo_org
 

@@ -27,7 +27,7 @@ import pytest
 from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION
 from sm_assets_tests.helpers import clean_env, free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 LOCATION = "sm_assets"

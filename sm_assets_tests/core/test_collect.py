@@ -7,13 +7,11 @@ from typing import Any
 import boto3
 import pytest
 
-from sm_assets.core import collect
-from sm_assets.core.collect import (
-    AccountDiscoveryError,
-    collect_account,
-    list_org_accounts,
-    resolve_account_ids,
-)
+from sm_assets.core import accounts as accounts_module
+from sm_assets.core import collection as collect
+from sm_assets.core.errors import AccountDiscoveryError
+from sm_assets.core.collection import collect_account
+from sm_assets.core.accounts import list_org_accounts, resolve_account_ids
 from sm_assets.core.config import Settings
 from sm_assets.core.specs import MODEL_QUALITY_JOB_DEFINITION_SPEC
 
@@ -197,7 +195,7 @@ def test_only_active_accounts_and_state_fallback(monkeypatch: pytest.MonkeyPatch
         ("333333333333", "ACTIVE"),
         ("444444444444", "PENDING_CLOSURE"),
     ]
-    monkeypatch.setattr(collect, "list_org_accounts", lambda session=None: accounts)
+    monkeypatch.setattr(accounts_module, "list_org_accounts", lambda session=None: accounts)
     s = Settings.build(data_dir=tmp_path, regions=["us-east-1"], role_name="r")
     assert resolve_account_ids(s) == ["111111111111", "333333333333"]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -22,11 +23,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from sm_assets.core import reports
+from sm_assets.core import lake, layout, reports
 from sm_assets.core.schemas import (
     COLLECTION_STATUS_SCHEMA,
     ENDPOINT,
-    LAKE_KEY_COLUMNS,
     MODEL_QUALITY_JOB_DEFINITION,
     MONITORING_SCHEDULE,
 )
@@ -42,30 +42,24 @@ TYPES = ("model_quality_job_definition", "endpoint", "monitoring_schedule")
 # Fixture builders
 # --------------------------------------------------------------------------------------------------
 
-_DUCK_OF_ARROW = {
-    "date32[day]": "DATE",
-    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
-    "string": "VARCHAR",
-    "int64": "BIGINT",
-}
-
-
-def _create_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    conn.execute("CREATE SCHEMA aws")
-    status_cols = ", ".join(f"{f.name} {_DUCK_OF_ARROW[str(f.type)]}" for f in COLLECTION_STATUS_SCHEMA)
-    conn.execute(f"CREATE TABLE aws.collection_status_history ({status_cols})")
-    for spec in (MODEL_QUALITY_JOB_DEFINITION, ENDPOINT, MONITORING_SCHEDULE):
-        cols = ", ".join(f'"{c.name}" {c.duckdb_type}' for c in LAKE_KEY_COLUMNS + spec.columns)
-        conn.execute(f"CREATE TABLE aws.{spec.name}_history ({cols})")
-
-
-def _insert(conn: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
-    for row in rows:
-        cols = list(row)
-        values = [json.dumps(v) if isinstance(v, dict) else v for v in row.values()]
-        placeholders = ", ".join("?" for _ in cols)
-        names = ", ".join(f'"{c}"' for c in cols)
-        conn.execute(f"INSERT INTO aws.{table} ({names}) VALUES ({placeholders})", values)
+def _write_day(lake_dir: Path, day: date, history: dict[str, list[dict[str, Any]]]) -> None:
+    """The daily tables of `day` as the daily asset builds them: each account's latest snapshot on or
+    before `day` (computed here in plain Python), one file per table."""
+    status = history["collection_status"]
+    latest: dict[str, date] = {}
+    for row in status:
+        if row["snapshot_date"] <= day:
+            latest[row["account_id"]] = max(row["snapshot_date"], latest.get(row["account_id"], row["snapshot_date"]))
+    schemas = {"collection_status": COLLECTION_STATUS_SCHEMA} | {
+        spec.name: spec.arrow_schema() for spec in (MODEL_QUALITY_JOB_DEFINITION, ENDPOINT, MONITORING_SCHEDULE)
+    }
+    for table, schema in schemas.items():
+        rows = [
+            {k: json.dumps(v) if isinstance(v, dict) else v for k, v in row.items()}
+            for row in history[table]
+            if latest.get(row["account_id"]) == row["snapshot_date"]
+        ]
+        lake.write_atomic(pa.Table.from_pylist(rows, schema=schema), layout.daily_file(lake_dir, table, day))
 
 
 def _ts(day: date) -> datetime:
@@ -227,7 +221,7 @@ ISOLATED_ENCRYPTED_VPC = {
 }
 
 
-def _load_history(conn: duckdb.DuckDBPyConnection) -> None:
+def _history() -> dict[str, list[dict[str, Any]]]:
     status: list[dict[str, Any]] = []
     endpoints: list[dict[str, Any]] = []
     definitions: list[dict[str, Any]] = []
@@ -400,28 +394,37 @@ def _load_history(conn: duckdb.DuckDBPyConnection) -> None:
             message="not authorized to perform sts:AssumeRole",
         )
 
-    _insert(conn, "collection_status_history", status)
-    _insert(conn, f"{ENDPOINT.name}_history", endpoints)
-    _insert(conn, f"{MODEL_QUALITY_JOB_DEFINITION.name}_history", definitions)
-    _insert(conn, f"{MONITORING_SCHEDULE.name}_history", schedules)
+    return {
+        "collection_status": status,
+        ENDPOINT.name: endpoints,
+        MODEL_QUALITY_JOB_DEFINITION.name: definitions,
+        MONITORING_SCHEDULE.name: schedules,
+    }
+
+
+@pytest.fixture(scope="module")
+def lake_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Daily tables for days 1 to 4 (day 4: nothing new collected, the org as of day 3), no stored reports."""
+    root = tmp_path_factory.mktemp("reports") / "lake"
+    history = _history()
+    for day in (DAY1, DAY2, DAY3, DAY4):
+        _write_day(root, day, history)
+    return root
 
 
 @pytest.fixture(scope="module")
 def conn() -> duckdb.DuckDBPyConnection:
-    c = duckdb.connect(":memory:")
-    _create_tables(c)
-    _load_history(c)
-    return c
+    return duckdb.connect(":memory:")
 
 
 @pytest.fixture(scope="module")
-def day3(conn: duckdb.DuckDBPyConnection) -> reports.ReportResult:
-    return reports.compute_reports(conn, DAY3, REGIONS)
+def day3(conn: duckdb.DuckDBPyConnection, lake_dir: Path) -> reports.ReportResult:
+    return reports.compute_reports(conn, lake_dir, DAY3, REGIONS)
 
 
 @pytest.fixture(scope="module")
-def day2(conn: duckdb.DuckDBPyConnection) -> reports.ReportResult:
-    return reports.compute_reports(conn, DAY2, REGIONS)
+def day2(conn: duckdb.DuckDBPyConnection, lake_dir: Path) -> reports.ReportResult:
+    return reports.compute_reports(conn, lake_dir, DAY2, REGIONS)
 
 
 def _row(df: pd.DataFrame, account: str, region: str) -> dict[str, Any]:
@@ -711,16 +714,16 @@ def test_as_of_day3_uses_a_at_day3_b_at_day2(day3: reports.ReportResult) -> None
     assert _row(day3.coverage, A, US)["snapshot_date"] == DAY3
 
 
-def test_as_of_before_any_snapshot_is_empty_with_reason(conn: duckdb.DuckDBPyConnection) -> None:
-    result = reports.compute_reports(conn, DAY0, REGIONS)
-    assert result.reason == ("no collection snapshots on or before 2024-04-30 (earliest snapshot is 2024-05-01)")
+def test_as_of_before_any_snapshot_is_empty_with_reason(conn: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
+    result = reports.compute_reports(conn, lake_dir, DAY0, REGIONS)
+    assert result.reason == "no daily tables for 2024-04-30 (the first day with tables is 2024-05-01)"
     assert result.coverage.empty and result.findings.num_rows == 0 and result.summary.empty
     assert result.findings.schema == reports.arrow_schema(reports.FINDINGS_SCHEMA)
     assert list(result.coverage.columns) == list(reports.COVERAGE_COLUMNS)
     assert list(result.summary.columns) == list(reports.SUMMARY_COLUMNS)
     assert result.snapshot_dates_used == {}
     assert result.previous_summary is None
-    assert "no collection snapshots" in result.markdown()
+    assert "no daily tables for 2024-04-30" in result.markdown()
     # downstream helpers accept the empty frames
     assert reports.check_findings_agreement(result.coverage, result.findings) == []
     assert reports.worst_accounts(result.coverage).empty
@@ -728,22 +731,37 @@ def test_as_of_before_any_snapshot_is_empty_with_reason(conn: duckdb.DuckDBPyCon
     assert header.startswith("report_date  accounts_total")
 
 
-def test_empty_history_reason() -> None:
-    c = duckdb.connect(":memory:")
-    _create_tables(c)
-    result = reports.compute_reports(c, DAY3, REGIONS)
-    assert result.reason == "no collection snapshots on or before 2024-05-03 (collection history is empty)"
+def test_empty_history_reason(tmp_path: Path) -> None:
+    result = reports.compute_reports(duckdb.connect(), tmp_path / "lake", DAY3, REGIONS)
+    assert result.reason == "no daily tables for 2024-05-03 (none built yet: materialize the aws/* tables first)"
 
 
-def test_regions_validation(conn: duckdb.DuckDBPyConnection) -> None:
+def test_previous_report_date_prefers_its_stored_summary(
+    conn: duckdb.DuckDBPyConnection, lake_dir: Path, tmp_path: Path
+) -> None:
+    """The change since the previous date is against that date's published summary when there is one."""
+    import shutil
+
+    copy = tmp_path / "lake"
+    shutil.copytree(lake_dir, copy)
+    stored = reports.compute_reports(conn, copy, DAY2, REGIONS).summary.copy()
+    stored.loc[0, "fleet_coverage_pct"] = 10.0  # as published then (say, before a fix), not as recomputed
+    lake.write_atomic(
+        reports.to_arrow(stored, reports.SUMMARY_SCHEMA), layout.report_file(copy, reports.SUMMARY_TABLE, DAY2)
+    )
+    s = _summary(reports.compute_reports(conn, copy, DAY3, REGIONS))
+    assert (s["previous_report_date"], s["coverage_change_pts"]) == (DAY2, 40.0)
+
+
+def test_regions_validation(conn: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
     with pytest.raises(TypeError):
-        reports.compute_reports(conn, DAY3, "us-east-1")
+        reports.compute_reports(conn, lake_dir, DAY3, "us-east-1")
     with pytest.raises(ValueError):
-        reports.compute_reports(conn, DAY3, [])
+        reports.compute_reports(conn, lake_dir, DAY3, [])
 
 
-def test_configured_region_subset_ignores_other_regions(conn: duckdb.DuckDBPyConnection) -> None:
-    result = reports.compute_reports(conn, DAY3, [US])
+def test_configured_region_subset_ignores_other_regions(conn: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
+    result = reports.compute_reports(conn, lake_dir, DAY3, [US])
     assert sorted(result.coverage["account_id"]) == [A, B, C]
     assert (result.coverage["region"] == US).all()
     assert result.summary.iloc[0]["accounts_ok"] == 2  # A and B are ok in us-east-1 alone
@@ -760,8 +778,8 @@ def _summary(result: reports.ReportResult) -> dict[str, Any]:
     return {k: (None if pd.isna(v) else v) for k, v in result.summary.iloc[0].items()}
 
 
-def test_fleet_summary_day1(conn: duckdb.DuckDBPyConnection) -> None:
-    s = _summary(reports.compute_reports(conn, DAY1, REGIONS))
+def test_fleet_summary_day1(conn: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
+    s = _summary(reports.compute_reports(conn, lake_dir, DAY1, REGIONS))
     assert s == {
         "report_date": DAY1,
         "accounts_total": 1,
@@ -826,9 +844,9 @@ def test_fleet_summary_day3(day3: reports.ReportResult) -> None:
 
 
 def test_fleet_summary_date_without_snapshot_compares_to_latest_snapshot_date(
-    conn: duckdb.DuckDBPyConnection,
+    conn: duckdb.DuckDBPyConnection, lake_dir: Path,
 ) -> None:
-    s = _summary(reports.compute_reports(conn, DAY4, REGIONS))
+    s = _summary(reports.compute_reports(conn, lake_dir, DAY4, REGIONS))
     assert (s["report_date"], s["previous_report_date"], s["fleet_coverage_pct"]) == (DAY4, DAY3, 50.0)
     assert (s["coverage_change_pts"], s["findings_change"]) == (0.0, 0)
 
@@ -897,12 +915,12 @@ def test_summary_markdown(day3: reports.ReportResult) -> None:
     assert md == day3.markdown()
 
 
-def test_summary_markdown_without_previous(conn: duckdb.DuckDBPyConnection) -> None:
-    day1 = reports.compute_reports(conn, DAY1, REGIONS)
+def test_summary_markdown_without_previous(conn: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
+    day1 = reports.compute_reports(conn, lake_dir, DAY1, REGIONS)
     md = reports.summary_markdown(day1.summary.iloc[0], reports.worst_accounts(day1.coverage), None)
     assert md.endswith("### Change\n\nNo previous report date.\n")
     # the summary row's own change columns are used when no previous row is passed
-    day3 = reports.compute_reports(conn, DAY3, REGIONS)
+    day3 = reports.compute_reports(conn, lake_dir, DAY3, REGIONS)
     md3 = reports.summary_markdown(day3.summary.iloc[0], reports.worst_accounts(day3.coverage), None)
     assert "- coverage: -16.7 pts\n- findings: +17\n" in md3
 
@@ -926,32 +944,38 @@ def test_format_terminal_table() -> None:
     )
 
 
-def test_coverage_trend(conn: duckdb.DuckDBPyConnection) -> None:
-    trend = reports.coverage_trend(conn, DAY3, days=30, regions=REGIONS)
+def test_coverage_trend_reads_the_stored_summaries(
+    conn: duckdb.DuckDBPyConnection, lake_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "lake"
+    shutil.copytree(lake_dir, copy)
+    assert reports.coverage_trend(conn, copy, DAY3, days=30).empty  # nothing published yet
+    for day in (DAY1, DAY2, DAY3):
+        summary = reports.compute_reports(conn, copy, day, REGIONS).summary
+        lake.write_atomic(
+            reports.to_arrow(summary, reports.SUMMARY_SCHEMA), layout.report_file(copy, reports.SUMMARY_TABLE, day)
+        )
+    trend = reports.coverage_trend(conn, copy, DAY3, days=30)
     assert list(trend.columns) == list(reports.TREND_COLUMNS)
     assert trend["report_date"].tolist() == [DAY1, DAY2, DAY3]
     assert trend["fleet_coverage_pct"].round(2).tolist() == [100.0, 66.67, 50.0]
     assert trend["endpoints_in_service"].tolist() == [1, 3, 6]
     assert trend["accounts_total"].tolist() == [1, 2, 3]
-    short = reports.coverage_trend(conn, DAY3, days=2, regions=REGIONS)
+    short = reports.coverage_trend(conn, copy, DAY3, days=2)
     assert short["report_date"].tolist() == [DAY2, DAY3]
-    # without configured regions B's uncollected eu-west-1 is simply absent, so B counts as ok
-    loose = reports.coverage_trend(conn, DAY3, days=30)
-    assert loose["accounts_ok"].tolist() == [1, 2, 1]
-    assert loose["fleet_coverage_pct"].tolist() == [100.0, pytest.approx(200 / 3), 50.0]
 
 
-def test_coverage_trend_reusing_a_report_is_identical(
-    conn: duckdb.DuckDBPyConnection, day3: reports.ReportResult
+def test_coverage_trend_includes_the_report_being_built(
+    conn: duckdb.DuckDBPyConnection, lake_dir: Path, day3: reports.ReportResult
 ) -> None:
-    # day3's summary and previous summary (day2) stand in for two of the three dates
-    trend = reports.coverage_trend(conn, DAY3, days=30, regions=REGIONS)
-    assert reports.coverage_trend(conn, DAY3, days=30, regions=REGIONS, reuse=day3).equals(trend)
-    # a report for other regions is not reused
-    other = reports.compute_reports(conn, DAY3, [US])
-    assert reports.coverage_trend(conn, DAY3, days=30, regions=REGIONS, reuse=other).equals(trend)
+    # nothing stored: day3's summary and its previous (day2) are the trend
+    trend = reports.coverage_trend(conn, lake_dir, DAY3, days=30, reuse=day3)
+    assert trend["report_date"].tolist() == [DAY2, DAY3]
+    assert trend["fleet_coverage_pct"].round(2).tolist() == [66.67, 50.0]
 
 
-def test_compute_reports_leaves_no_temporary_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    reports.compute_reports(conn, DAY3, REGIONS)
+def test_compute_reports_leaves_no_temporary_tables(conn: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
+    reports.compute_reports(conn, lake_dir, DAY3, REGIONS)
     assert conn.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall() == [(0,)]
