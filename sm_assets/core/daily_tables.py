@@ -13,7 +13,7 @@ the work and the bytes read per day do not grow with the history kept.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -131,6 +131,24 @@ def _copy(conn: duckdb.DuckDBPyConnection, select_sql: str, out: Path) -> None:
     conn.execute(f"COPY ({select_sql}) TO {duck.sql_string(str(out))} ({_COPY_OPTIONS})")
 
 
+# Computes every column of every row (a bare count(*) would let DuckDB skip the parsing that failed).
+_EVERY_VALUE = "SELECT bit_xor(hash(t)) FROM ({}) AS t"
+
+
+def _culprit(conn: duckdb.DuckDBPyConnection, files: list[str], query: Callable[[list[str]], str]) -> str | None:
+    """The first file `query` fails on by itself, by bisection (only after a query over many files failed,
+    so a bad file is named in one line without a query per file)."""
+    while len(files) > 1:
+        half = files[: len(files) // 2]
+        try:
+            conn.execute(_EVERY_VALUE.format(query(half))).fetchone()
+        except duckdb.Error:
+            files = half
+        else:
+            files = files[len(files) // 2 :]
+    return files[0] if files else None
+
+
 def _selected(files: Sequence[str], schema: pa.Schema, where: str = "") -> str:
     """The rows of the selected snapshots in `files` (the keys table `snapshot_keys` is registered)."""
     columns = ", ".join(f'r."{name}"' for name in schema.names)
@@ -180,13 +198,33 @@ def build_daily_tables(lake_dir: LakeDir, day: date) -> DailyBuild:
             outputs = {name: _describe_output(conn, name, local, dest) for name, (local, dest) in staged.items()}
             status_counts, errors = _status_summary(conn, status_out)
         except duckdb.Error as exc:
-            raise LakeError(f"building the daily tables for {day} failed: {one_line(exc)}") from None
+            raise LakeError(_failure_line(conn, refs, lake_dir, day, exc)) from None
         for name, spec in ((s.table.name, s) for s in RESOURCE_SPECS):
             outputs[name].checks = table_checks(conn, spec.table, staged[name][0])
         for local, dest in staged.values():
             lake.publish(local, dest)
     pruned = prune_staged(lake_dir, max(day, datetime.now(UTC).date()))
     return DailyBuild(day, base, refs, outputs, status_counts, errors, pruned.days, pruned.files)
+
+
+def _failure_line(
+    conn: duckdb.DuckDBPyConnection, refs: Mapping[str, SnapshotRef], lake_dir: LakeDir, day: date, exc: Exception
+) -> str:
+    """One line naming the file a failed build choked on (a damaged page, a payload DuckDB cannot parse)."""
+    for spec in (None, *RESOURCE_SPECS):
+        files = _sources(refs, lake_dir, spec)
+        schema = COLLECTION_STATUS_SCHEMA if spec is None else RAW_SCHEMA
+
+        def query(subset: list[str], spec: ResourceSpec | None = spec, schema: pa.Schema = schema) -> str:
+            rows = _selected(subset, schema)
+            return rows if spec is None else normalize_select_sql(spec.table, f"({rows})")
+
+        try:
+            conn.execute(_EVERY_VALUE.format(query(files))).fetchone() if files else None
+        except duckdb.Error as file_exc:
+            bad = _culprit(conn, files, query)
+            return f"cannot build the daily tables for {day}: {bad}: {one_line(file_exc)}"
+    return f"building the daily tables for {day} failed: {one_line(exc)}"
 
 
 def _describe_output(conn: duckdb.DuckDBPyConnection, name: str, local: Path, dest: LakePath) -> TableOutput:

@@ -1,12 +1,13 @@
-"""Concurrent partition runs on the multiprocess executor: no DuckDB lock errors, no lost rows.
+"""Concurrent runs: no DuckDB lock errors, no lost rows.
 
-Four `dagster job execute` processes run at once, one account partition each; each run uses the job's
-default multiprocess executor, so the raw step and the three normalized steps of four runs all race
-for the lake and the DuckDB file.
+Four `dagster job execute` processes collect one account partition each at once, then two runs build the
+same day's tables, reports and trend at once (each on the job's default multiprocess executor): they
+race for the lake files and the DuckDB file.
 """
 
 import json
 import os
+from datetime import UTC, datetime
 import subprocess
 import sys
 from pathlib import Path
@@ -54,8 +55,21 @@ def test_four_concurrent_partition_runs(tmp_path: Path, monkeypatch: pytest.Monk
             for account in accounts
         ]
         outputs = [p.communicate(timeout=240)[0] for p in procs]
-    for account, proc, output in zip(accounts, procs, outputs, strict=True):
-        assert proc.returncode == 0, (account, output[-12000:])
+        day = datetime.now(UTC).date().isoformat()
+        daily = [
+            subprocess.Popen(
+                [DAGSTER, "job", "execute", "-m", "sm_assets.definitions", "-j", "sagemaker_daily_job",
+                 "--tags", json.dumps({"dagster/partition": day})],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        daily_outputs = [p.communicate(timeout=240)[0] for p in daily]
+    for name, proc, output in zip([*accounts, "daily", "daily"], [*procs, *daily], [*outputs, *daily_outputs], strict=True):
+        assert proc.returncode == 0, (name, output[-12000:])
         assert "RUN_SUCCESS" in output
         assert "lock" not in output.lower(), output[-3000:]
         assert "multiprocess" in output.lower()  # the steps ran in child processes

@@ -7,9 +7,11 @@ import pytest
 
 from sm_assets.core.config import Settings
 from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION
+from sm_assets.core.sharding import partition_changes, shards
+from sm_assets.core.specs import RESOURCE_SPECS
 from sm_assets.definitions import build_definitions
-from sm_assets.defs.inventory.assets import NORMALIZED_KEYS, STATUS_KEY
-from sm_assets.defs.inventory.automation import aws_account_sensor, partition_changes
+from sm_assets.defs.inventory.assets import RAW_KEY, STATUS_KEY, TABLE_KEYS
+from sm_assets.defs.inventory.automation import aws_account_sensor, daily_inventory_refresh
 
 
 @pytest.fixture
@@ -26,23 +28,33 @@ def test_module_level_definitions_load(tmp_path: Path, monkeypatch: pytest.Monke
     module = importlib.reload(module)
     dg.Definitions.validate_loadable(module.defs)
     keys = {k.to_user_string() for k in module.defs.resolve_all_asset_keys()}
-    assert {
-        "raw/collection_status",
-        "raw/sagemaker_model_quality_job_definition",
-        "raw/sagemaker_endpoint",
-        "raw/sagemaker_monitoring_schedule",
-        "aws/sagemaker_model_quality_job_definition",
-        "aws/sagemaker_endpoint",
-        "aws/sagemaker_monitoring_schedule",
-    } <= keys
+    assert keys == {
+        "raw/sagemaker_account_snapshot",
+        "aws/collection_status",
+        *(f"aws/{spec.table.name}" for spec in RESOURCE_SPECS),
+        "reports/model_quality_coverage",
+        "reports/model_quality_findings",
+        "reports/model_quality_fleet_summary",
+        "analytics/model_quality_coverage_trend_30d",
+    }
+
+
+def test_only_the_raw_snapshot_is_partitioned_by_account(defs: dg.Definitions) -> None:
+    """Per account and refresh: one partition materialization, whatever the number of resource types."""
+    graph = defs.resolve_asset_graph()
+    by_account = [k for k in graph.get_all_asset_keys() if getattr(graph.get(k).partitions_def, "name", None) == "aws_account"]
+    assert by_account == [RAW_KEY]
+    daily = [k for k in graph.get_all_asset_keys() if k != RAW_KEY]
+    assert all(isinstance(graph.get(k).partitions_def, dg.DailyPartitionsDefinition) for k in daily)
 
 
 def test_checks_schema_and_automation(defs: dg.Definitions) -> None:
     graph = defs.resolve_asset_graph()
     check_names = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert ("raw/collection_status", "every_region_has_status") in check_names
-    assert ("raw/collection_status", "no_access_denied") in check_names
-    mq = NORMALIZED_KEYS["model_quality_job_definition"].to_user_string()
+    assert ("raw/sagemaker_account_snapshot", "every_region_has_status") in check_names
+    assert ("raw/sagemaker_account_snapshot", "no_access_denied") in check_names
+    assert ("aws/collection_status", "lake_files_readable") in check_names
+    mq = TABLE_KEYS["model_quality_job_definition"].to_user_string()
     for name in (
         "exact_columns_and_types",
         "key_unique_per_snapshot",
@@ -50,20 +62,50 @@ def test_checks_schema_and_automation(defs: dg.Definitions) -> None:
         "arn_matches_account_and_region",
     ):
         assert (mq, name) in check_names
-    spec = graph.get(NORMALIZED_KEYS["model_quality_job_definition"])
+    spec = graph.get(TABLE_KEYS["model_quality_job_definition"])
     schema = spec.metadata["dagster/column_schema"]
     assert [c.name for c in schema.columns] == MODEL_QUALITY_JOB_DEFINITION.column_names
     assert spec.metadata["dagster/table_name"] == "sm_assets.aws.sagemaker_model_quality_job_definition"
-    assert set(graph.get(NORMALIZED_KEYS["model_quality_job_definition"]).parent_keys) >= {STATUS_KEY}
-    assert spec.partitions_def is not None and spec.partitions_def.name == "aws_account"
+    assert set(spec.parent_keys) == {RAW_KEY}
+    assert set(graph.get(STATUS_KEY).parent_keys) == {RAW_KEY}
+    assert isinstance(spec.partitions_def, dg.DailyPartitionsDefinition)
+    assert spec.automation_condition is not None
     assert "DDSQL" in (spec.description or "")
     assert defs.resolve_sensor_def("aws_account_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.resolve_schedule_def("daily_inventory_refresh").default_status == dg.DefaultScheduleStatus.RUNNING
 
 
-def test_partition_changes() -> None:
+def test_partition_changes_and_shards() -> None:
     assert partition_changes(["1", "2", "3"], ["2", "3", "4", "5"]) == (["4", "5"], ["1"])
     assert partition_changes([], []) == ([], [])
+    assert shards(list("abcdefg"), 3) == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
+    assert shards([], 3) == []
+
+
+def test_daily_schedule_emits_one_run_per_shard(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    accounts = [f"{i:012d}" for i in range(7)]
+    settings = Settings.build(data_dir=tmp_path, regions=["us-east-1"], role_name="r", shard_size=3)
+    config = build_definitions(settings).resources["sm_config"]
+    # A persistent instance (the schedule context needs its ref), not entered as a context manager: that
+    # would leave Dagster's defs-state storage pointing at it once disposed.
+    (tmp_path / "home").mkdir()
+    instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "home"))
+    instance.add_dynamic_partitions("aws_account", accounts)
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=datetime(2026, 12, 1, 3, tzinfo=UTC),
+        resources={"sm_config": config},
+    )
+    requests = daily_inventory_refresh(context)
+    assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in requests] == [
+        (accounts[0], accounts[2]),
+        (accounts[3], accounts[5]),
+        (accounts[6], accounts[6]),
+    ]
+    assert [r.run_key for r in requests] == ["inventory:2026-12-01:1/3", "inventory:2026-12-01:2/3", "inventory:2026-12-01:3/3"]
+    assert {r.tags["sm-assets/collect"] for r in requests} == {"daily"}
 
 
 def test_account_sensor_adds_and_removes(defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -85,12 +127,13 @@ def test_account_sensor_adds_and_removes(defs: dg.Definitions, monkeypatch: pyte
 
 def test_account_sensor_skips_when_discovery_fails(defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch) -> None:
     # Organizations rejects the caller: keep the partitions and explain why in the tick.
-    import sm_assets.core.collect as collect
+    import sm_assets.core.accounts as accounts
+    from sm_assets.core.errors import AccountDiscoveryError
 
     def denied(session: object = None) -> list[object]:
-        raise collect.AccountDiscoveryError("AWS Organizations ListAccounts failed (AccessDeniedException): ...")
+        raise AccountDiscoveryError("AWS Organizations ListAccounts failed (AccessDeniedException): ...")
 
-    monkeypatch.setattr(collect, "list_org_accounts", denied)
+    monkeypatch.setattr(accounts, "list_org_accounts", denied)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("aws_account", ["111111111111"])
     context = dg.build_sensor_context(instance=instance, resources={"sm_config": defs.resources["sm_config"]})

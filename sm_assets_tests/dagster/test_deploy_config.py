@@ -45,7 +45,7 @@ EXECUTOR_ENV = {
     "DAGSTER_CELERY_BROKER_URL": "redis://redis.internal:6379/0",
     "DAGSTER_CELERY_BACKEND_URL": "redis://redis.internal:6379/1",
 }
-JOBS = ("sagemaker_inventory_job", "model_quality_report_job")
+JOBS = ("sagemaker_inventory_job", "sagemaker_daily_job")
 LIBRARY_VERSION = "0.29.27"  # the integration libraries released with dagster 1.13.27
 
 
@@ -133,36 +133,39 @@ def test_instance_boots_with_sqlite_in_place_of_postgres(tmp_path: Path) -> None
         instance.dispose()
 
 
-def _run(partition: str | None = None, backfill: str | None = None, batch: tuple[str, str] | None = None) -> DagsterRun:
+def _run(partition: str | None = None, backfill: str | None = None, shard: tuple[str, str] | None = None) -> DagsterRun:
     tags = {"dagster/partition": partition} if partition else {}
-    if batch:  # a batched inventory run (daily refresh, single-run backfill): a partition range, no partition tag
-        tags |= {"dagster/asset_partition_range_start": batch[0], "dagster/asset_partition_range_end": batch[1]}
+    if shard:  # a shard run of the daily schedule: a partition range, no partition tag
+        from sm_assets.defs.inventory.automation import shard_run_tags
+
+        tags |= shard_run_tags(list(shard), 0, 1)
     if backfill:
         tags["dagster/backfill"] = backfill
     return DagsterRun(job_name="sagemaker_inventory_job", run_id=str(uuid.uuid4()), tags=tags)
 
 
-def test_tag_limits_one_run_per_account_one_batch_and_room_outside_backfills() -> None:
+def test_tag_limits_one_run_per_account_a_few_shards_and_room_outside_backfills() -> None:
     limits = load("dagster.yaml")["run_coordinator"]["config"]["tag_concurrency_limits"]
     # The queue daemon's own counter, as it evaluates queued runs against the runs in progress.
     counter = TagConcurrencyLimitsCounter(limits, [_run("111111111111")])
     assert counter.is_blocked(_run("111111111111"))  # the same account again: waits
     assert counter.is_blocked(_run("111111111111", backfill="bf1"))
     assert not counter.is_blocked(_run("222222222222"))  # another account: starts
-    assert not counter.is_blocked(_run("2026-11-26"))  # a report date: starts
+    assert not counter.is_blocked(_run("2026-11-26"))  # a day's tables and reports: start
 
-    everyone = ("111111111111", "999999999999")
-    counter = TagConcurrencyLimitsCounter(limits, [_run(batch=everyone)])  # the daily refresh is running
-    assert counter.is_blocked(_run(batch=everyone, backfill="bf1"))  # an account backfill waits for it
-    assert counter.is_blocked(_run(batch=("222222222222", "333333333333")))  # so does any other batch
-    assert not counter.is_blocked(_run("2026-11-26"))  # reports are not held up
+    shards = [(f"{n:012d}", f"{n + 499:012d}") for n in range(0, 2500, 500)]
+    counter = TagConcurrencyLimitsCounter(limits, [_run(shard=s) for s in shards[:4]])  # 4 shards collecting
+    assert counter.is_blocked(_run(shard=shards[4]))  # the 5th shard waits for one of them
+    assert not counter.is_blocked(_run("2026-11-26"))  # the daily tables are not held up
+    counter = TagConcurrencyLimitsCounter(limits, [_run(shard=s) for s in shards[:3]])
+    assert not counter.is_blocked(_run(shard=shards[3]))
 
     in_backfill = [_run(f"2026-10-{n:02d}", backfill="bf1") for n in range(1, 7)]  # 6 report backfill runs
     counter = TagConcurrencyLimitsCounter(limits, in_backfill)
     assert counter.is_blocked(_run("2026-10-07", backfill="bf1"))  # a 7th backfill run waits
     assert counter.is_blocked(_run("2026-10-07", backfill="bf2"))  # whichever backfill it belongs to
-    assert not counter.is_blocked(_run("2026-11-26"))  # the daily schedule's report still starts
-    assert not counter.is_blocked(_run(batch=everyone))  # and so does the daily refresh
+    assert not counter.is_blocked(_run("2026-11-26"))  # the day's tables still start
+    assert not counter.is_blocked(_run(shard=shards[0]))  # and so does the daily refresh
 
 
 def test_postgres_storage_class_deep() -> None:
@@ -246,7 +249,7 @@ def test_k8s_executor_settings() -> None:
 def test_per_step_k8s_config_names_steps_of_the_inventory_job(defs: dg.Definitions) -> None:
     job = defs.resolve_job_def("sagemaker_inventory_job")
     keys = {node.name for node in job.graph.nodes}  # top-level nodes: their names are the step keys
-    assert "collect_sagemaker_account" in keys and "aws__sagemaker_model_quality_job_definition" in keys
+    assert keys == {"raw__sagemaker_account_snapshot"}  # one step, whatever the number of resource types
     assert set(load("executor_k8s.yaml")["execution"]["config"]["per_step_k8s_config"]) <= keys
 
 
@@ -272,7 +275,7 @@ def test_executor_run_config_against_the_job_schema(
         config = resolved["execution"][executor_def.name]  # resolved config is keyed by the executor's name
         if module == "dagster_k8s":
             assert config["job_namespace"] == "dagster" and config["max_concurrent"] == 4
-            assert config["per_step_k8s_config"]["collect_sagemaker_account"]["container_config"]["resources"]
+            assert config["per_step_k8s_config"]["raw__sagemaker_account_snapshot"]["container_config"]["resources"]
         else:
             assert config["broker"] == EXECUTOR_ENV["DAGSTER_CELERY_BROKER_URL"]
             assert config["config_source"]["task_acks_late"] is True

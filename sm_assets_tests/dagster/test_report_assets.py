@@ -24,14 +24,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from sm_assets.core import layout
 from sm_assets.core.config import Settings
-from sm_assets.core.lake import dataset_file, latest_snapshot_date, write_atomic
+from sm_assets.core.daily_tables import daily_table_schemas
+from sm_assets.core.lake import write_atomic
 from sm_assets.core.reports import FINDING_SEVERITY
-from sm_assets.core.schemas import COLLECTION_STATUS_DATASET
-from sm_assets.defs.inventory.assets import INVENTORY_ASSETS
+from sm_assets.core.snapshots import latest_snapshots
+from sm_assets.defs.inventory.assets import DAILY_KEYS, INVENTORY_ASSETS, RAW_KEY
+from sm_assets.defs.inventory.automation import shard_run_tags
 from sm_assets.defs.reports.assets import COVERAGE_KEY, FINDINGS_KEY, REPORT_ASSETS, SUMMARY_KEY, TREND_KEY
 from sm_assets.defs.resources import build_resources
 from sm_assets.demo.seed import DemoOrg, RegionTruth
+from sm_assets_tests.helpers import read_views
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 ROLE = "SageMakerInventoryReadOnly"
@@ -99,24 +103,20 @@ def demo(org: DemoOrg, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         sleep(to_midnight + 1)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("aws_account", org.active_account_ids)
-    for account in org.active_account_ids:
-        inventory = dg.materialize(
-            INVENTORY_ASSETS, partition_key=account, instance=instance, resources=build_resources(settings)
-        )
-        assert inventory.success, account
-    # Computed after collecting, so a run straddling midnight still reports on the newest snapshot.
-    report_date = datetime.now(UTC).date()
-    snapshot_dates = {
-        a: latest_snapshot_date(settings.lake_dir, COLLECTION_STATUS_DATASET, a) for a in org.active_account_ids
-    }
-    assert all(d is not None and d <= report_date for d in snapshot_dates.values()), snapshot_dates
-    result = dg.materialize(
-        REPORT_ASSETS,
-        partition_key=report_date.isoformat(),
+    inventory = dg.materialize(
+        INVENTORY_ASSETS,
+        selection=[RAW_KEY],
         instance=instance,
         resources=build_resources(settings),
+        tags=shard_run_tags(org.active_account_ids, 0, 1),
     )
-    assert result.success
+    assert inventory.success
+    # Computed after collecting, so a run straddling midnight still reports on the newest snapshot.
+    report_date = datetime.now(UTC).date()
+    snapshot_dates = {a: ref.snapshot_date for a, ref in latest_snapshots(settings.lake_dir, report_date)[0].items()}
+    assert set(snapshot_dates) == set(org.active_account_ids)
+    assert all(d <= report_date for d in snapshot_dates.values()), snapshot_dates
+    result = _daily(settings, report_date, instance)
     return DemoRun(settings, instance, report_date, snapshot_dates, result)  # type: ignore[arg-type]
 
 
@@ -277,14 +277,16 @@ def worst_account(org: DemoOrg) -> str:
 
 
 def query(settings: Settings, sql: str) -> list[dict[str, Any]]:
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+    with read_views(settings) as conn:
         cursor = conn.execute(sql)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+    """The report assets' check evaluations (the day's tables have checks of their own)."""
+    reports = {COVERAGE_KEY, FINDINGS_KEY, SUMMARY_KEY}
+    return {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key in reports}
 
 
 def _metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, Any]:
@@ -432,7 +434,7 @@ def test_coverage_metadata_summary_and_chart(org: DemoOrg, demo: DemoRun) -> Non
 
 def test_trend_asset(org: DemoOrg, demo: DemoRun) -> None:
     materialized = {e.asset_key for e in demo.result.get_asset_materialization_events()}
-    assert materialized == {COVERAGE_KEY, FINDINGS_KEY, SUMMARY_KEY, TREND_KEY}
+    assert materialized == {*DAILY_KEYS, COVERAGE_KEY, FINDINGS_KEY, SUMMARY_KEY, TREND_KEY}
     (summary,) = query(demo.settings, "SELECT fleet_coverage_pct FROM reports.model_quality_fleet_summary")
     rows = query(demo.settings, "SELECT * FROM reports.model_quality_coverage_trend_30d")
     assert len(rows) == 1
@@ -453,41 +455,50 @@ def test_trend_asset(org: DemoOrg, demo: DemoRun) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _copy_snapshot(src_lake: Path, dst_lake: Path, account: str, day: date) -> None:
-    """Every dataset's latest file of `account`, re-dated to `day`."""
-    for dataset in sorted(p.name for p in src_lake.iterdir() if p.is_dir() and p.name != "reports"):
-        latest = latest_snapshot_date(src_lake, dataset, account)
-        assert latest is not None, (dataset, account)
-        table = pq.read_table(dataset_file(src_lake, dataset, latest, account))
-        index = table.schema.get_field_index("snapshot_date")
-        table = table.set_column(index, "snapshot_date", pa.array([day] * table.num_rows, pa.date32()))
-        write_atomic(table, dataset_file(dst_lake, dataset, day, account))
+def _copy_day(src_lake: Path, src_day: date, dst_lake: Path, day: date) -> None:
+    """Every daily table of `src_day`, as the tables of `day` (the org collected again, unchanged)."""
+    for table in daily_table_schemas():
+        data = pq.read_table(layout.daily_file(src_lake, table, src_day))
+        index = data.schema.get_field_index("snapshot_date")
+        data = data.set_column(index, "snapshot_date", pa.array([day] * data.num_rows, pa.date32()))
+        write_atomic(data, layout.daily_file(dst_lake, table, day))
 
 
-def _report(settings: Settings, day: date, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+def _daily(settings: Settings, day: date, instance: dg.DagsterInstance, *, tables: bool = True) -> dg.ExecuteInProcessResult:
+    """The day's run as `sagemaker_daily_job` runs it: the day's tables (unless `tables` is False), the
+    reports and the downstream trend."""
+    selection = [*(DAILY_KEYS if tables else []), COVERAGE_KEY, FINDINGS_KEY, SUMMARY_KEY, TREND_KEY]
     result = dg.materialize(
-        REPORT_ASSETS, partition_key=day.isoformat(), instance=instance, resources=build_resources(settings)
+        [*INVENTORY_ASSETS, *REPORT_ASSETS],
+        selection=selection,
+        partition_key=day.isoformat(),
+        instance=instance,
+        resources=build_resources(settings),
     )
     assert result.success
     return result
 
 
+def _report(settings: Settings, day: date, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return _daily(settings, day, instance, tables=False)
+
+
 def test_coverage_drop_warns(org: DemoOrg, demo: DemoRun, tmp_path: Path) -> None:
     day1, day2 = demo.report_date - timedelta(days=1), demo.report_date
     settings = Settings.build(data_dir=tmp_path, regions=REGIONS, role_name=ROLE)
-    for account in org.active_account_ids:
-        for day in (day1, day2):
-            _copy_snapshot(demo.settings.lake_dir, settings.lake_dir, account, day)
+    for day in (day1, day2):
+        _copy_day(demo.settings.lake_dir, demo.report_date, settings.lake_dir, day)
 
     # On day 2 the account with most active coverage loses every Scheduled ModelQuality schedule.
     def covered(account: str) -> int:
         return sum(expected_counts(org.region(account, r))["endpoints_with_active_schedule"] for r in REGIONS)
 
     victim = max(org.collectible_account_ids, key=covered)
-    path = dataset_file(settings.lake_dir, "sagemaker_monitoring_schedule", day2, victim)
+    path = layout.daily_file(settings.lake_dir, "sagemaker_monitoring_schedule", day2)
     table = pq.read_table(path)
     drop_mask = pc.and_(
-        pc.equal(table["monitoring_schedule_status"], "Scheduled"), pc.equal(table["monitoring_type"], "ModelQuality")
+        pc.and_(pc.equal(table["monitoring_schedule_status"], "Scheduled"), pc.equal(table["monitoring_type"], "ModelQuality")),
+        pc.equal(table["account_id"], victim),
     )
     removed = {a.as_py() for a in table.filter(drop_mask)["_key"]}
     write_atomic(table.filter(pc.invert(drop_mask)), path)
@@ -542,7 +553,11 @@ def test_coverage_drop_warns(org: DemoOrg, demo: DemoRun, tmp_path: Path) -> Non
     # A high threshold turns the same drop into a pass.
     relaxed = Settings.build(data_dir=tmp_path, regions=REGIONS, role_name=ROLE, coverage_drop_warn_points=100)
     again = dg.materialize(
-        REPORT_ASSETS, partition_key=day2.isoformat(), instance=instance, resources=build_resources(relaxed)
+        [*INVENTORY_ASSETS, *REPORT_ASSETS],
+        selection=[COVERAGE_KEY, FINDINGS_KEY, SUMMARY_KEY],
+        partition_key=day2.isoformat(),
+        instance=instance,
+        resources=build_resources(relaxed),
     )
     assert again.success
     drop = check_evaluations(again)["fleet_coverage_drop"]
@@ -565,13 +580,12 @@ def test_report_date_without_snapshots(org: DemoOrg, demo: DemoRun, tmp_path: Pa
     )
     assert not (settings.lake_dir / "reports").exists()
     day = date(2026, 1, 1)
-    earliest = min(demo.snapshot_dates.values())
-    assert earliest > day
+    assert demo.report_date > day
     instance = dg.DagsterInstance.ephemeral()
     result = _report(settings, day, instance)
 
     meta = _metadata(instance, COVERAGE_KEY)
-    assert meta["reason"] == f"no collection snapshots on or before 2026-01-01 (earliest snapshot is {earliest})"
+    assert meta["reason"] == f"no daily tables for 2026-01-01 (the first day with tables is {demo.report_date})"
     assert meta["dagster/row_count"] == 0
     assert meta["accounts"] == 0
     assert meta["reason"] in meta["summary"]

@@ -29,6 +29,9 @@ def shard_run_tags(account_ids: Sequence[str], index: int, count: int) -> dict[s
         "dagster/asset_partition_range_end": account_ids[-1],
         SHARD_TAG: f"{index + 1}/{count}",
         COLLECT_TAG: "daily",
+        # With run retries on (deploy/dagster.yaml), a failed shard is re-run alone.
+        "dagster/max_retries": "2",
+        "dagster/retry_on_asset_or_op_failure": "true",
     }
 
 

@@ -13,6 +13,7 @@ from sm_assets.core.outcomes import CheckOutcome
 from sm_assets.core.reports.publish import publish_reports, trend_30d
 from sm_assets.core.reports.schemas import TREND_30D_SCHEMA, TREND_30D_TABLE
 from sm_assets.core.schemas import Column
+from sm_assets.core.storage import prepare_storage
 from sm_assets.defs.inventory.assets import DAILY_KEYS, daily_partitions
 from sm_assets.defs.resources import SmAssetsConfig
 
@@ -107,6 +108,7 @@ def model_quality_reports(
     latest snapshot on or before the date)."""
     settings = sm_config.settings()
     day = date.fromisoformat(context.partition_key)
+    prepare_storage(settings)  # downstream readers of the DuckDB file find the report views
     published = publish_reports(settings.lake_dir, day, settings.regions)
     result = published.result
     markdown = result.markdown(10)
