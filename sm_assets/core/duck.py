@@ -1,8 +1,7 @@
 """DuckDB connections for the core: in-memory, and able to read an S3 lake directly.
 
 S3 goes through DuckDB's httpfs extension, installed from PyPI (`duckdb-extension-httpfs`, whose version
-matches DuckDB's) and loaded from the package's own file: nothing is downloaded and nothing is written to
-~/.duckdb. The credentials, region and endpoint are the ones botocore resolves from the standard chain
+matches DuckDB's) into DuckDB's extension directory from the package's own file: nothing is downloaded. The credentials, region and endpoint are the ones botocore resolves from the standard chain
 (environment, profiles, SSO, web identity, container and instance roles; `AWS_ENDPOINT_URL_S3` /
 `AWS_ENDPOINT_URL`), handed to DuckDB as a temporary secret that lives only as long as the connection.
 """
@@ -24,20 +23,40 @@ from sm_assets.core.layout import LakeDir, is_s3
 MEMORY_LIMIT = "1GB"
 
 
-def httpfs_extension() -> Path:
-    """The httpfs extension file that `duckdb-extension-httpfs` installed for this DuckDB version."""
-    spec = importlib.util.find_spec("duckdb_extension_httpfs")
+# httpfs reads and globs s3://; aws gives a plain DuckDB reader `PROVIDER credential_chain` secrets.
+S3_EXTENSIONS = ("httpfs", "aws")
+
+
+def extension_file(name: str) -> Path:
+    """The extension file that the `duckdb-extension-<name>` wheel holds for this DuckDB version."""
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
     path = (
-        Path(next(iter(spec.submodule_search_locations)), "extensions", f"v{duckdb.__version__}", "httpfs.duckdb_extension")
+        Path(next(iter(spec.submodule_search_locations)), "extensions", f"v{duckdb.__version__}", f"{name}.duckdb_extension")
         if spec and spec.submodule_search_locations
         else None
     )
     if path is None or not path.exists():
         raise ConfigError(
-            f"DuckDB's httpfs extension for DuckDB {duckdb.__version__} is not installed: "
-            f"pip install duckdb-extension-httpfs=={duckdb.__version__} (an S3 lake needs it)"
+            f"DuckDB's {name} extension for DuckDB {duckdb.__version__} is not installed: "
+            f"pip install duckdb-extension-{name}=={duckdb.__version__} (an S3 lake needs it)"
         )
     return path
+
+
+def install_extensions(conn: duckdb.DuckDBPyConnection) -> None:
+    """Install the S3 extensions from their wheels into DuckDB's extension directory (no download), so any
+    DuckDB 1.5 client of this machine, the plain `duckdb` CLI included, autoloads them; then load httpfs.
+    Where that directory is not writable, httpfs is loaded from the wheel for this connection only."""
+    installed = {
+        name for (name,) in conn.execute("SELECT extension_name FROM duckdb_extensions() WHERE installed").fetchall()
+    }
+    try:
+        for name in S3_EXTENSIONS:
+            if name not in installed:
+                conn.execute(f"INSTALL {_literal(str(extension_file(name)))}")
+        conn.execute("LOAD httpfs")
+    except duckdb.IOException:
+        conn.execute(f"LOAD {_literal(str(extension_file('httpfs')))}")
 
 
 def s3_secret_sql(bucket: str) -> str:
@@ -71,7 +90,7 @@ def _literal(value: str) -> str:
 
 def enable_s3(conn: duckdb.DuckDBPyConnection, lake_dir: LakeDir) -> None:
     """Let `conn` read (and glob) the S3 lake at `lake_dir`."""
-    conn.execute(f"LOAD {_literal(str(httpfs_extension()))}")
+    install_extensions(conn)
     conn.execute(s3_secret_sql(s3.bucket_of(str(lake_dir))))
 
 

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,22 @@ def run_cli(args: list[str], env: dict[str, str], timeout: int = 300) -> subproc
 def rows(db: Path, sql: str) -> list[tuple]:
     with duckdb.connect(str(db), read_only=True) as conn:
         return conn.execute(sql).fetchall()
+
+
+def run_plain_duckdb(db: Path, statements: list[str], env: dict[str, str]) -> list[object]:
+    """What a notebook does: plain `duckdb`, the file opened read-only, no sm-assets import; the first value
+    of each statement's result."""
+    code = (
+        "import duckdb, json, sys\n"
+        "conn = duckdb.connect(sys.argv[1], read_only=True)\n"
+        "print(json.dumps([(conn.execute(s).fetchone() or [None])[0] for s in sys.argv[2:]]))\n"
+    )
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_ASSETS_", "DAGSTER_"))} | env
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(db), *statements], env=full_env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
 
 
 def test_demo_end_to_end(tmp_path: Path) -> None:
@@ -80,11 +97,13 @@ def test_refresh_stores_exactly_what_exists(fake_org: tuple[str, object], tmp_pa
         "AWS_DEFAULT_REGION": "us-east-1",
         "SM_ASSETS_DATA_DIR": str(tmp_path / "data"),
     }
+    db = tmp_path / "data" / "sm_assets.duckdb"
+    db.parent.mkdir()
+    db.write_bytes(b"this is not a duckdb database" * 100)  # holds only views: the refresh replaces it
     result = run_cli(["refresh"], env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     (denied,) = org.denied_account_ids  # type: ignore[attr-defined]
     assert f"{denied}: access denied (AccessDenied)" in result.stdout
-    db = tmp_path / "data" / "sm_assets.duckdb"
 
     stored = rows(
         db,
@@ -142,14 +161,50 @@ def test_query_before_any_refresh_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2 and "run `sm-assets refresh`" in result.stderr
 
 
-def test_corrupt_duckdb_file_is_one_line_before_any_run(tmp_path: Path) -> None:
+def test_corrupt_duckdb_file_is_one_line_for_a_query(tmp_path: Path) -> None:
     (tmp_path / "sm_assets.duckdb").write_bytes(b"this is not a duckdb database" * 100)
-    env = {"SM_ASSETS_DATA_DIR": str(tmp_path), "SM_ASSETS_ACCOUNTS": "111111111111"}
-    result = run_cli(["refresh"], env, timeout=120)
+    result = run_cli(["query", "SELECT 1"], {"SM_ASSETS_DATA_DIR": str(tmp_path)}, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0
-    assert "cannot be opened" in result.stderr and "sm_assets.duckdb.broken" in result.stderr
-    assert not (tmp_path / "lake").exists()  # nothing ran, nothing was touched
+    assert result.stderr.strip().count("\n") == 0 and "query failed" in result.stderr
+
+
+READER = """
+import sys, time, duckdb
+conn = duckdb.connect(sys.argv[1], read_only=True)
+conn.execute("SELECT count(*) FROM aws.sagemaker_endpoint").fetchall()
+print("holding", flush=True)
+sys.stdin.readline()  # hold the file until the test says so
+print(conn.execute("SELECT count(*) FROM aws.sagemaker_endpoint").fetchone()[0], flush=True)
+"""
+
+
+def test_a_reader_holding_the_duckdb_file_never_blocks_a_refresh(fake_org: tuple[str, object], tmp_path: Path) -> None:
+    """A notebook, BI tool or downstream job holds the DuckDB file open (read-only) for the whole refresh:
+    the refresh finishes while the reader still holds it, and the reader keeps working."""
+    endpoint, _ = fake_org
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SM_ASSETS_DATA_DIR": str(tmp_path / "data"),
+    }
+    assert run_cli(["refresh"], env).returncode == 0
+    db = tmp_path / "data" / "sm_assets.duckdb"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "holding"
+        again = run_cli(["refresh"], env, timeout=240)
+        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+        assert reader.poll() is None  # the reader still holds the file: the refresh did not wait for it
+        assert "lock" not in (again.stdout + again.stderr).lower()
+        query = run_cli(["query", "SELECT count(*) AS n FROM aws.sagemaker_endpoint"], env)
+        assert query.returncode == 0, query.stderr
+    finally:
+        out, _ = reader.communicate("done\n", timeout=60)
+    assert reader.returncode == 0 and int(out.strip()) > 0
 
 
 def test_refresh_and_query_with_the_lake_on_s3(
@@ -158,6 +213,7 @@ def test_refresh_and_query_with_the_lake_on_s3(
     """The fake organization answers SageMaker/STS/Organizations (AWS_ENDPOINT_URL); the lake goes to moto's
     S3 server (AWS_ENDPOINT_URL_S3, service-specific, wins for S3); only the DuckDB file is local."""
     from sm_assets.core import lake
+    from sm_assets.core.snapshots import staged_snapshots
 
     endpoint, org = fake_org
     db = tmp_path / "local" / "sm_assets.duckdb"
@@ -182,11 +238,17 @@ def test_refresh_and_query_with_the_lake_on_s3(
     }
     query = run_cli(["query", "SELECT count(*) AS n FROM aws.sagemaker_model_quality_job_definition"], env)
     assert query.returncode == 0 and f"\n{len(truth)}\n(1 rows)" in query.stdout, query.stdout
-    assert rows(db, "SELECT count(*) FROM reports.model_quality_fleet_summary")[0][0] == 1
+    # A plain DuckDB reader (no sm-assets code) needs one line: the S3 secret (here with moto's endpoint).
+    host = s3_endpoint.removeprefix("http://")
+    secret = f"CREATE SECRET (TYPE s3, PROVIDER credential_chain, ENDPOINT '{host}', URL_STYLE 'path', USE_SSL false)"
+    plain = run_plain_duckdb(db, [secret, "SELECT count(*) FROM reports.model_quality_fleet_summary",
+                                   "SELECT count(DISTINCT account_id) FROM aws.collection_status"], env)
+    assert plain[1] == 1  # (plain[0] is the CREATE SECRET's own result)
     lake_uri = f"{s3_data_dir}/lake"
-    accounts = rows(db, "SELECT count(DISTINCT account_id) FROM aws.collection_status")[0][0]
-    assert len(lake.dataset_files(lake_uri, "collection_status")) == accounts >= len(org.member_account_ids)  # type: ignore[attr-defined]
-    assert lake.dataset_files(lake_uri, "reports") == []  # report files live in reports/<table>/, not as a dataset
+    accounts = plain[2]
+    stored = staged_snapshots(lake_uri, datetime.now(UTC).date())
+    assert len(stored) == accounts >= len(org.member_account_ids)  # type: ignore[attr-defined]
+    assert all(lake.is_s3(ref.status_path) for ref in stored.values())
     assert sorted(p.name for p in db.parent.iterdir() if not p.name.endswith(".wal")) == [
         "dagster_home",
         "sm_assets.duckdb",
@@ -213,13 +275,14 @@ def test_demo_serve_gives_the_ui_the_live_fake_organization(tmp_path: Path, monk
     """`sm-assets demo --serve` (`make demo-ui`) starts the UI while the fake organization still runs, so a
     partition launched from the UI can collect. The UI command is replaced by a child process that does
     what a UI-launched run does first: read the settings from its environment and collect an account."""
-    from sm_assets import cli
+    from sm_assets.cli import demo as cli
     from sm_assets.core.config import Settings
 
     probe = tmp_path / "probe.json"
     child = (
         "import json, os, sys\n"
-        "from sm_assets.core.collect import collect_account, resolve_account_ids\n"
+        "from sm_assets.core.accounts import resolve_account_ids\n"
+        "from sm_assets.core.collection import collect_account\n"
         "from sm_assets.core.config import Settings\n"
         "settings = Settings.from_env()\n"
         "counts = {a: len(collect_account(a, settings).items) for a in resolve_account_ids(settings)}\n"

@@ -38,7 +38,7 @@ PG_USER = "dagster"  # the server's superuser (initdb -U); with trust auth its p
 PG_DB = "sm_assets_dagster"
 CLI_TIMEOUT_S = 150
 INVENTORY_JOB = "sagemaker_inventory_job"
-REPORT_JOB = "model_quality_report_job"
+REPORT_JOB = "sagemaker_daily_job"  # the day's tables, reports and trend
 
 
 def unavailable(reason: str) -> None:
@@ -337,16 +337,15 @@ def test_every_account_partition_materialized_and_checked(
     accounts = set(refreshed.org.active_account_ids)  # the denied account's partition succeeds too
     inventory_assets, inventory_checks = job_keys(job_graph, INVENTORY_JOB)
     report_assets, report_checks = job_keys(job_graph, REPORT_JOB)
-    names = {k.to_user_string() for k in inventory_assets}
-    assert "aws/sagemaker_model_quality_job_definition" in names
-    assert "raw/sagemaker_model_quality_job_definition" in names and "raw/collection_status" in names
+    assert {k.to_user_string() for k in inventory_assets} == {"raw/sagemaker_account_snapshot"}
+    assert "aws/sagemaker_model_quality_job_definition" in {k.to_user_string() for k in report_assets}
 
     stored: dict[str, set[str | None]] = {}
     for key, partition in query(
         postgres, "SELECT asset_key, partition FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'"
     ):
         stored.setdefault(key, set()).add(partition)
-    for key in inventory_assets:  # raw and normalized: one event per account partition
+    for key in inventory_assets:  # one event per account partition, and nothing else per account
         assert stored.get(key.to_string()) == accounts, key
     ((day,),) = query(
         postgres,
@@ -364,6 +363,8 @@ def test_every_account_partition_materialized_and_checked(
         if status != "PLANNED":  # a PLANNED row is written when the step starts; the evaluation is its own row
             evaluated.setdefault((key, name), set()).add(status)
     expected = {(k.asset_key.to_string(), k.name) for k in inventory_checks | report_checks}
+    # a job's asset graph lists every check of the code location: keep those of the assets each job runs
+    expected = {(a, n) for a, n in expected if a in {k.to_string() for k in inventory_assets | report_assets}}
     assert expected and set(evaluated) == expected  # every check of both jobs has a stored evaluation
     # The denied account fails the WARN check `no_access_denied`: a stored evaluation, not a failed run.
     failed = {name for (_, name), statuses in evaluated.items() if "FAILED" in statuses}
@@ -388,8 +389,10 @@ def test_instance_reads_the_refresh_back_from_postgres(refreshed: Refreshed, mon
         runs = instance.get_runs()
         assert sorted(r.job_name for r in runs) == sorted([INVENTORY_JOB, REPORT_JOB])
         assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
-        key = dg.AssetKey(["aws", "sagemaker_model_quality_job_definition"])
+        key = dg.AssetKey(["raw", "sagemaker_account_snapshot"])
         assert instance.get_materialized_partitions(key) == set(refreshed.org.active_account_ids)
+        day = dg.AssetKey(["aws", "sagemaker_model_quality_job_definition"])
+        assert len(instance.get_materialized_partitions(day)) == 1  # today
 
 
 def test_refresh_stored_the_demo_orgs_definitions(refreshed: Refreshed) -> None:

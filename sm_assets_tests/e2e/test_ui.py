@@ -7,6 +7,7 @@ and the Dagster processes reach it through AWS_ENDPOINT_URL.
 """
 
 import contextlib
+from datetime import UTC, datetime
 import json
 import os
 import shutil
@@ -32,9 +33,9 @@ ARTIFACTS = REPO / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 LOCATION = "sm_assets"
 JOB = "sagemaker_inventory_job"
+DAILY_JOB = "sagemaker_daily_job"
 MQ_PATH = ["aws", "sagemaker_model_quality_job_definition"]
-RAW_MQ_PATH = ["raw", "sagemaker_model_quality_job_definition"]
-STATUS_PATH = ["raw", "collection_status"]
+RAW_PATH = ["raw", "sagemaker_account_snapshot"]
 COVERAGE_PATH = ["reports", "model_quality_coverage"]
 GROUPS = ("sagemaker_inventory", "model_quality_reports", "analytics")
 RUN_TIMEOUT_S = 150
@@ -132,15 +133,31 @@ query($runId: ID!) {
 """
 
 
+STALE_STATUS = """
+query($path: [String!]!, $partition: String!) {
+  assetNodeOrError(assetKey: {path: $path}) {
+    __typename
+    ... on AssetNode {
+      staleStatus(partition: $partition)
+      staleCauses(partition: $partition) { reason key { path } partitionKey }
+    }
+  }
+}
+"""
+
+
 @dataclass
 class UiSession:
     port: int
     data: Path
     home: Path
-    run_id: str
+    run_id: str  # the account partition launched from the UI
     account_id: str
     org: Any
     log: Path
+    day: str  # today: the daily tables' partition
+    stale_before: dict[str, Any]  # the day's table right after the account run
+    daily_run_id: str  # the day's tables and reports, launched from the UI after that
 
     def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         return graphql(self.port, query, variables)
@@ -167,12 +184,12 @@ def wait_until_served(port: int, proc: subprocess.Popen[Any], log: Path) -> None
     pytest.fail(f"dagster dev did not serve {LOCATION} within {START_TIMEOUT_S}s ({last}):\n{tail(log)}")
 
 
-def launch_partition_run(port: int, account_id: str) -> str:
+def launch_partition_run(port: int, partition: str, job: str = JOB) -> str:
     """What the UI's "Materialize" on one partition of the job sends: launchRun with the partition tag."""
     params = {
-        "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": JOB},
+        "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": job},
         "runConfigData": {},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": account_id}]},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
     }
     result = graphql(port, LAUNCH_RUN, {"params": params})["launchRun"]
     assert result["__typename"] == "LaunchRunSuccess", result
@@ -188,6 +205,14 @@ def wait_for_run(port: int, run_id: str, log: Path) -> str:
             return status
         time.sleep(2)
     pytest.fail(f"run {run_id} still {status} after {RUN_TIMEOUT_S}s:\n{tail(log)}")
+
+
+def require_success(port: int, run_id: str, log: Path) -> None:
+    status = wait_for_run(port, run_id, log)
+    if status != "SUCCESS":
+        events = graphql(port, RUN_FAILURES, {"runId": run_id})["logsForRun"].get("events", [])
+        errors = [e.get("message") for e in events if e.get("level") in ("ERROR", "CRITICAL")]
+        pytest.fail(f"run {run_id} ended {status}: {errors[-5:]}\n{tail(log)}")
 
 
 @pytest.fixture(scope="module")
@@ -262,12 +287,12 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiSession]:
                 account_id = org.member_account_ids[0]  # the big one: several pages, every kind of definition
                 assert account_id not in org.denied_account_ids
                 run_id = launch_partition_run(port, account_id)
-                status = wait_for_run(port, run_id, log)
-                if status != "SUCCESS":
-                    events = graphql(port, RUN_FAILURES, {"runId": run_id})["logsForRun"].get("events", [])
-                    errors = [e.get("message") for e in events if e.get("level") in ("ERROR", "CRITICAL")]
-                    pytest.fail(f"run {run_id} ended {status}: {errors[-5:]}\n{tail(log)}")
-                yield UiSession(port, data, home, run_id, account_id, org, log)
+                require_success(port, run_id, log)
+                day = datetime.now(UTC).date().isoformat()
+                stale = graphql(port, STALE_STATUS, {"path": MQ_PATH, "partition": day})["assetNodeOrError"]
+                daily_run_id = launch_partition_run(port, day, DAILY_JOB)
+                require_success(port, daily_run_id, log)
+                yield UiSession(port, data, home, run_id, account_id, org, log, day, stale, daily_run_id)
             finally:
                 stop_group(proc)
                 for pid in processes_with_env(f"DAGSTER_HOME={home}"):
@@ -297,9 +322,9 @@ query($path: [String!]!) {
 
 
 @pytest.mark.parametrize(
-    ("path", "checks"),
+    ("path", "checks", "run"),
     [
-        (STATUS_PATH, ["every_region_has_status", "no_access_denied", "no_collection_errors"]),
+        (RAW_PATH, ["every_region_has_status", "no_access_denied", "no_collection_errors"], "run_id"),
         (
             MQ_PATH,
             [
@@ -308,10 +333,13 @@ query($path: [String!]!) {
                 "required_fields_not_null",
                 "arn_matches_account_and_region",
             ],
+            "daily_run_id",
         ),
     ],
 )
-def test_asset_checks_are_served_with_results_for_the_run(ui: UiSession, path: list[str], checks: list[str]) -> None:
+def test_asset_checks_are_served_with_results_for_the_run(
+    ui: UiSession, path: list[str], checks: list[str], run: str
+) -> None:
     node = ui.gql(ASSET_CHECKS, {"path": path})["assetNodeOrError"]
     assert node["__typename"] == "AssetNode"
     served = {c["name"]: c for c in node["assetChecksOrError"]["checks"]}
@@ -319,7 +347,7 @@ def test_asset_checks_are_served_with_results_for_the_run(ui: UiSession, path: l
     for check in checks:
         assert served[check]["description"]
         executions = ui.gql(CHECK_EXECUTIONS, {"path": path, "check": check})["assetCheckExecutions"]
-        ours = [e for e in executions if e["runId"] == ui.run_id]
+        ours = [e for e in executions if e["runId"] == getattr(ui, run)]
         assert len(ours) == 1, (check, executions)
         assert ours[0]["status"] == "SUCCEEDED" and ours[0]["evaluation"]["success"] is True, (check, ours)
 
@@ -353,8 +381,18 @@ query($path: [String!]!, $partition: String!) {
 """
 
 
+def test_an_account_launched_from_the_ui_leaves_the_days_tables_stale(ui: UiSession) -> None:
+    assert ui.stale_before["__typename"] == "AssetNode"
+    assert ui.stale_before["staleStatus"] == "STALE"
+    # the cause: the account partition launched from the UI has a new materialization
+    causes = {(tuple(c["key"]["path"]), c["partitionKey"], c["reason"]) for c in ui.stale_before["staleCauses"]}
+    assert causes == {(tuple(RAW_PATH), ui.account_id, "has a new materialization")}
+    after = ui.gql(STALE_STATUS, {"path": MQ_PATH, "partition": ui.day})["assetNodeOrError"]
+    assert after["staleStatus"] == "FRESH"  # the day's run brought them up to date
+
+
 def test_column_schema_lineage_and_the_run_materialization(ui: UiSession) -> None:
-    node = ui.gql(ASSET_DETAILS, {"path": MQ_PATH, "partition": ui.account_id})["assetNodeOrError"]
+    node = ui.gql(ASSET_DETAILS, {"path": MQ_PATH, "partition": ui.day})["assetNodeOrError"]
     assert node["__typename"] == "AssetNode" and node["groupName"] == "sagemaker_inventory" and node["isPartitioned"]
     expected = [{"name": c.name, "type": c.duckdb_type} for c in MODEL_QUALITY_JOB_DEFINITION.columns]
     assert len(expected) == 14
@@ -364,23 +402,31 @@ def test_column_schema_lineage_and_the_run_materialization(ui: UiSession) -> Non
     assert schema["__typename"] == "TableSchemaMetadataEntry"
     assert schema["schema"]["columns"] == expected
 
-    # Lineage: the raw describe output and the collection status feed the table; reports read it.
+    # Lineage: the account snapshots feed the table; reports read it.
     upstream = {"/".join(k["path"]) for k in node["dependencyKeys"]}
-    assert upstream == {"raw/sagemaker_model_quality_job_definition", "raw/collection_status"}
+    assert upstream == {"raw/sagemaker_account_snapshot"}
     downstream = {"/".join(k["path"]) for k in node["dependedByKeys"]}
     assert "reports/model_quality_coverage" in downstream
 
-    # The materialization of the launched partition: this run, the seeded row count, schema and column lineage.
+    # The day's materialization: the UI's daily run, the organization's row count, schema and column lineage.
     (materialization,) = node["assetMaterializations"]
-    assert materialization["runId"] == ui.run_id and materialization["partition"] == ui.account_id
+    assert materialization["runId"] == ui.daily_run_id and materialization["partition"] == ui.day
     entries = {e["label"]: e for e in materialization["metadataEntries"]}
-    truth = ui.org.expected_definition_arns()[ui.account_id]
-    assert entries["dagster/row_count"]["intValue"] == len(truth) > 0
+    import duckdb
+
+    with duckdb.connect(str(ui.data / "sm_assets.duckdb"), read_only=True) as conn:
+        total = conn.execute("SELECT count(*) FROM aws.sagemaker_model_quality_job_definition").fetchone()[0]
+        (ours,) = conn.execute(
+            "SELECT count(*) FROM aws.sagemaker_model_quality_job_definition WHERE account_id = ?", [ui.account_id]
+        ).fetchone()
+    assert ours == len(ui.org.expected_definition_arns()[ui.account_id]) > 0  # the UI-launched account is in
+    assert entries["dagster/row_count"]["intValue"] == total > ours
     assert entries["dagster/column_schema"]["schema"]["columns"] == expected
     lineage = {e["columnName"]: e["columnDeps"] for e in entries["dagster/column_lineage"]["lineage"]}
-    assert lineage["_key"] == [{"assetKey": {"path": RAW_MQ_PATH}, "columnName": "JobDefinitionArn"}]
-    assert all(dep["assetKey"]["path"] == RAW_MQ_PATH for deps in lineage.values() for dep in deps)
-    assert set(lineage) <= {c["name"] for c in expected} and "tags" in lineage
+    assert lineage["_key"] == [{"assetKey": {"path": RAW_PATH}, "columnName": "describe_json.JobDefinitionArn"}]
+    assert lineage["tags"] == [{"assetKey": {"path": RAW_PATH}, "columnName": "tags_json"}]
+    assert all(dep["assetKey"]["path"] == RAW_PATH for deps in lineage.values() for dep in deps)
+    assert set(lineage) <= {c["name"] for c in expected}
 
 
 REPORT_MARKDOWN = """
@@ -404,8 +450,8 @@ def test_report_markdown_from_the_demo_is_served(ui: UiSession) -> None:
     node = ui.gql(REPORT_MARKDOWN, {"path": COVERAGE_PATH})["assetNodeOrError"]
     assert node["__typename"] == "AssetNode"
     assert ["aws", "sagemaker_model_quality_job_definition"] in [k["path"] for k in node["dependencyKeys"]]
-    (materialization,) = node["assetMaterializations"]  # the demo's report run, not ours
-    assert materialization["runId"] != ui.run_id
+    (materialization,) = node["assetMaterializations"]  # the day's run launched from the UI
+    assert materialization["runId"] == ui.daily_run_id
     entries = {e["label"]: e for e in materialization["metadataEntries"]}
     assert entries["summary"]["__typename"] == "MarkdownMetadataEntry"
     markdown = entries["summary"]["mdStr"]
@@ -469,6 +515,7 @@ def test_asset_graph_screenshot(ui: UiSession, tmp_path: Path) -> None:
     assert dom.returncode == 0, dom.stderr.decode(errors="replace")[-2000:]
     for name in (
         *GROUPS,
+        "sagemaker_account_snapshot",
         "collection_status",
         "model_quality_coverage",
         "model_quality_findings",

@@ -191,7 +191,8 @@ DAILY_SPECS = [
 @dg.multi_asset(
     specs=DAILY_SPECS,
     check_specs=[
-        dg.AssetCheckSpec(name, asset=TABLE_KEYS[spec.resource_type], description=desc)
+        # Partitioned like the tables: each day's evaluation is recorded for that day.
+        dg.AssetCheckSpec(name, asset=TABLE_KEYS[spec.resource_type], description=desc, partitions_def=daily_partitions)
         for spec in RESOURCE_SPECS
         for name, desc in daily_tables.TABLE_CHECKS
     ],
