@@ -27,7 +27,7 @@ demo-ui: install
 
 test: install
 	$(BIN)/ruff check sm_assets sm_assets_tests
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: install
 	$(BIN)/ruff check sm_assets sm_assets_tests

@@ -27,10 +27,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from sm_assets.core.accounts import account_state
 from sm_assets.core.aws_clients import client_config
-from sm_assets.core.credentials import assume_role_session, role_arn
 from sm_assets.core.config import Settings, ensure_writable_dir
-from sm_assets.core.errors import ConfigError
-from sm_assets.core.errors import LakeError
+from sm_assets.core.credentials import assume_role_session, role_arn
+from sm_assets.core.errors import ConfigError, LakeError
 from sm_assets.core.layout import DAILY_STATUS_TABLE
 
 MEMBER_ROLE_POLICY = "sm_assets/iam/member-role-policy.json"

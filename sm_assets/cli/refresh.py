@@ -53,13 +53,16 @@ class AccountOutcome:
         if not self.stored:
             return "FAILED (see the run in the Dagster UI)"
         if self.denied and not any(self.statuses.get(s, 0) for s in ("ok", "error")):
-            return f"access denied ({self.problems[0].split(': ', 1)[-1] if self.problems else '?'}): reported, not collected"
+            code = self.problems[0].split(": ", 1)[-1] if self.problems else "?"
+            return f"access denied ({code}): reported, not collected"
         text = ", ".join(f"{self.rows_by_type.get(spec.resource_type, 0)} {label}" for spec, label in _LABELS)
         return text + (f"; problems: {', '.join(self.problems)}" if self.problems else "")
 
 
-_LABELS = [(spec, spec.resource_type.replace("model_quality_job_definition", "job definition").replace("_", " ") + "s")
-           for spec in RESOURCE_SPECS]
+_LABELS = [
+    (spec, spec.resource_type.replace("model_quality_job_definition", "job definition").replace("_", " ") + "s")
+    for spec in RESOURCE_SPECS
+]
 
 
 def dagster_instance(settings: Settings):  # -> dg.DagsterInstance (imported lazily: dagster is slow to import)

@@ -65,10 +65,7 @@ def table_select(table: TableSpec, source: str) -> str:
 
 def _daily_source(lake_dir: LakeDir, table: str) -> str:
     glob = duck.sql_string(layout.daily_glob(lake_dir, table))
-    return (
-        f"read_parquet({glob}, hive_partitioning = true, union_by_name = true, "
-        "hive_types = {'as_of_date': DATE})"
-    )
+    return f"read_parquet({glob}, hive_partitioning = true, union_by_name = true, hive_types = {{'as_of_date': DATE}})"
 
 
 def _latest_day(lake_dir: LakeDir, table: str) -> str:
@@ -101,9 +98,8 @@ def view_statements(lake_dir: LakeDir, report_tables: dict[str, list[tuple[str, 
         lake_cols = lake_columns(name)
         latest_cols = [(c.name, c.duckdb_type) for c in tables[name].columns] if name in tables else lake_cols
         history_cols = [("as_of_date", "DATE"), *lake_cols]
-        statements.append(
-            f"CREATE VIEW aws.{name}_history AS SELECT {_columns_sql(history_cols)} FROM {_daily_source(lake_dir, name)}"
-        )
+        source = _daily_source(lake_dir, name)
+        statements.append(f"CREATE VIEW aws.{name}_history AS SELECT {_columns_sql(history_cols)} FROM {source}")
         latest = ", ".join(f'"{n}"' for n, _ in latest_cols)
         statements.append(
             f"CREATE VIEW aws.{name} AS SELECT {latest} FROM aws.{name}_history "

@@ -108,9 +108,7 @@ def failed_snapshot(
     """An account none of whose regions could be collected: one status record per (region, type)."""
     snapshot = AccountSnapshot(account_id=account_id, collected_at=datetime.now(UTC), regions=settings.regions)
     snapshot.statuses = [
-        StatusRecord(region, spec.resource_type, status, code, message)
-        for region in settings.regions
-        for spec in specs
+        StatusRecord(region, spec.resource_type, status, code, message) for region in settings.regions for spec in specs
     ]
     return snapshot
 

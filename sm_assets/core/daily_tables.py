@@ -181,7 +181,10 @@ def build_daily_tables(lake_dir: LakeDir, day: date) -> DailyBuild:
                 _copy(conn, _selected(status_files, COLLECTION_STATUS_SCHEMA), status_out)
             else:
                 _empty(COLLECTION_STATUS_SCHEMA, status_out)
-            staged[layout.DAILY_STATUS_TABLE] = (status_out, layout.daily_file(lake_dir, layout.DAILY_STATUS_TABLE, day))
+            staged[layout.DAILY_STATUS_TABLE] = (
+                status_out,
+                layout.daily_file(lake_dir, layout.DAILY_STATUS_TABLE, day),
+            )
             for spec in RESOURCE_SPECS:
                 raw_name = raw_table_name(spec.resource_type)
                 raw_out, table_out = work / f"{raw_name}.parquet", work / f"{spec.table.name}.parquet"

@@ -1,7 +1,8 @@
 """DuckDB connections for the core: in-memory, and able to read an S3 lake directly.
 
 S3 goes through DuckDB's httpfs extension, installed from PyPI (`duckdb-extension-httpfs`, whose version
-matches DuckDB's) into DuckDB's extension directory from the package's own file: nothing is downloaded. The credentials, region and endpoint are the ones botocore resolves from the standard chain
+matches DuckDB's) into DuckDB's extension directory from the package's own file: nothing is downloaded.
+The credentials, region and endpoint are the ones botocore resolves from the standard chain
 (environment, profiles, SSO, web identity, container and instance roles; `AWS_ENDPOINT_URL_S3` /
 `AWS_ENDPOINT_URL`), handed to DuckDB as a temporary secret that lives only as long as the connection.
 """
@@ -31,7 +32,12 @@ def extension_file(name: str) -> Path:
     """The extension file that the `duckdb-extension-<name>` wheel holds for this DuckDB version."""
     spec = importlib.util.find_spec(f"duckdb_extension_{name}")
     path = (
-        Path(next(iter(spec.submodule_search_locations)), "extensions", f"v{duckdb.__version__}", f"{name}.duckdb_extension")
+        Path(
+            next(iter(spec.submodule_search_locations)),
+            "extensions",
+            f"v{duckdb.__version__}",
+            f"{name}.duckdb_extension",
+        )
         if spec and spec.submodule_search_locations
         else None
     )
@@ -81,7 +87,8 @@ def s3_secret_sql(bucket: str) -> str:
         region = s3.bucket_region(bucket) or region
     params["REGION"] = region or "us-east-1"
     body = ", ".join(f"{k} {_literal(v)}" for k, v in params.items())
-    return f"CREATE OR REPLACE TEMPORARY SECRET sm_assets_lake (TYPE s3, {body}{options}, SCOPE {_literal('s3://' + bucket)})"
+    scope = _literal("s3://" + bucket)
+    return f"CREATE OR REPLACE TEMPORARY SECRET sm_assets_lake (TYPE s3, {body}{options}, SCOPE {scope})"
 
 
 def _literal(value: str) -> str:

@@ -9,6 +9,7 @@ sees the old file or the new one, never a torn one. S3 goes through pyarrow's S3
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -345,7 +346,5 @@ def remove_empty_folder(folder: LakePath) -> None:
     """Remove a local folder left empty (S3 has no folders to remove)."""
     if is_s3(folder):
         return
-    try:
+    with contextlib.suppress(OSError):  # not empty, or already gone
         Path(folder).rmdir()
-    except OSError:
-        pass  # not empty, or already gone

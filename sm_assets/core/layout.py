@@ -77,11 +77,16 @@ def collection_stamp(collected_at: datetime) -> int:
 
 
 def raw_snapshot_file(lake_dir: LakeDir, day: date, account_id: str, collected_at: datetime) -> LakePath:
-    return join(day_dir(lake_dir, RAW_SNAPSHOT_DATASET, day), f"account_id={account_id}.{collection_stamp(collected_at)}.parquet")
+    return join(
+        day_dir(lake_dir, RAW_SNAPSHOT_DATASET, day),
+        f"account_id={account_id}.{collection_stamp(collected_at)}.parquet",
+    )
 
 
 def status_file(lake_dir: LakeDir, day: date, account_id: str, collected_at: datetime) -> LakePath:
-    return join(day_dir(lake_dir, STATUS_DATASET, day), f"account_id={account_id}.{collection_stamp(collected_at)}.parquet")
+    return join(
+        day_dir(lake_dir, STATUS_DATASET, day), f"account_id={account_id}.{collection_stamp(collected_at)}.parquet"
+    )
 
 
 def legacy_status_file(lake_dir: LakeDir, day: date, account_id: str) -> LakePath:

@@ -85,4 +85,3 @@ class CollectionChecks:
     @property
     def expected_cells(self) -> int:
         return self.accounts * len(self.regions) * len(RESOURCE_SPECS)
-

@@ -230,7 +230,8 @@ def staged_snapshots(lake_dir: LakeDir, day: date) -> dict[str, SnapshotRef]:
     if legacy:
         present = {
             spec.resource_type: {
-                e.name for e in lake.list_folder(layout.day_dir(lake_dir, layout.legacy_raw_dataset(spec.resource_type), day))
+                e.name
+                for e in lake.list_folder(layout.day_dir(lake_dir, layout.legacy_raw_dataset(spec.resource_type), day))
             }
             for spec in RESOURCE_SPECS
         }
@@ -319,11 +320,7 @@ def previous_describes(
 
 
 def _describes(table: pa.Table, wanted: set[str]) -> dict[str, dict]:
-    return {
-        row["arn"]: json.loads(row["describe_json"])
-        for row in table.to_pylist()
-        if row["resource_type"] in wanted
-    }
+    return {row["arn"]: json.loads(row["describe_json"]) for row in table.to_pylist() if row["resource_type"] in wanted}
 
 
 def _shared_describes(
@@ -331,7 +328,9 @@ def _shared_describes(
 ) -> dict[str, dict[str, dict]]:
     path = layout.daily_file(lake_dir, layout.DAILY_RAW_TABLE, day)
     try:
-        table = lake.read_file(path, RAW_SCHEMA, columns=["account_id", "collected_at", "resource_type", "arn", "describe_json"])
+        table = lake.read_file(
+            path, RAW_SCHEMA, columns=["account_id", "collected_at", "resource_type", "arn", "describe_json"]
+        )
     except LakeError:
         return {}
     keys = {(r.account_id, r.collected_at) for r in refs}

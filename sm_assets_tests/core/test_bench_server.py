@@ -11,8 +11,8 @@ from botocore.exceptions import ClientError
 
 from benchmarks.fake_aws_bench import DEFAULT_ROLE_NAME, BenchServer, Fleet, generate_fleet
 from sm_assets.core.collection import collect_account
-from sm_assets.core.payloads import to_jsonable
 from sm_assets.core.config import Settings
+from sm_assets.core.payloads import to_jsonable
 
 REGIONS = ("us-east-1", "eu-west-1")
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})

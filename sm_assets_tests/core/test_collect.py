@@ -9,10 +9,10 @@ import pytest
 
 from sm_assets.core import accounts as accounts_module
 from sm_assets.core import collection as collect
-from sm_assets.core.errors import AccountDiscoveryError
-from sm_assets.core.collection import collect_account
 from sm_assets.core.accounts import list_org_accounts, resolve_account_ids
+from sm_assets.core.collection import collect_account
 from sm_assets.core.config import Settings
+from sm_assets.core.errors import AccountDiscoveryError
 from sm_assets.core.specs import MODEL_QUALITY_JOB_DEFINITION_SPEC
 
 MQ_ONLY = [MODEL_QUALITY_JOB_DEFINITION_SPEC]

@@ -22,10 +22,10 @@ from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
 from sm_assets.core import aws_clients as collect
-from sm_assets.core.errors import AccountDiscoveryError
-from sm_assets.core.collection import AccountSnapshot, collect_account
 from sm_assets.core.accounts import list_org_accounts, resolve_account_ids
+from sm_assets.core.collection import AccountSnapshot, collect_account
 from sm_assets.core.config import Settings
+from sm_assets.core.errors import AccountDiscoveryError
 from sm_assets.core.snapshots import raw_table
 from sm_assets.demo import faults
 from sm_assets.demo.fake_aws import fake_aws_server
@@ -117,7 +117,9 @@ def truth(org: DemoOrg, account: str, region: str, resource_type: str) -> frozen
 
 def stored(snap: AccountSnapshot, region: str, resource_type: str) -> frozenset[str]:
     """The ARNs the raw asset writes to the lake for this region and type."""
-    return frozenset(r["arn"] for r in raw_table(snap).to_pylist() if r["region"] == region and r["resource_type"] == resource_type)
+    return frozenset(
+        r["arn"] for r in raw_table(snap).to_pylist() if r["region"] == region and r["resource_type"] == resource_type
+    )
 
 
 def outcome(snap: AccountSnapshot) -> Outcome:

@@ -7,7 +7,6 @@ points at either.
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pytest
 
@@ -211,7 +210,9 @@ def test_failed_upload_leaves_previous_object(s3_data_dir: str, monkeypatch: pyt
 def test_failed_daily_upload_keeps_the_previous_daily_file(s3_data_dir: str, tmp_path: Path, monkeypatch) -> None:
     """A daily file goes up as one upload (multipart: completed only when every part is in): a failure
     leaves the previous object, never a torn one (DuckDB's own COPY TO s3:// would)."""
-    settings = Settings.build(data_dir=s3_data_dir, duckdb_path=tmp_path / "x.duckdb", regions=["us-east-1"], role_name="r")
+    settings = Settings.build(
+        data_dir=s3_data_dir, duckdb_path=tmp_path / "x.duckdb", regions=["us-east-1"], role_name="r"
+    )
     day = date(2026, 11, 1)
     store_and_build(settings, snapshot(A, day, ["us-east-1"]))
     target = layout.daily_file(settings.lake_dir, "sagemaker_endpoint", day)
@@ -253,7 +254,9 @@ def test_a_duckdb_file_moving_between_lake_kinds_is_rebuilt(tmp_path: Path, s3_d
     for data_dir in (tmp_path / "local", s3_data_dir, tmp_path / "local"):
         settings = Settings.build(data_dir=data_dir, duckdb_path=duckdb_path, regions=["us-east-1"], role_name="r")
         rebuilt = prepare_storage(settings)
-        store_and_build(settings, snapshot(A, date(2026, 11, 1), ["us-east-1"], endpoints=1 + len(seen), hour=5 + len(seen)))
+        store_and_build(
+            settings, snapshot(A, date(2026, 11, 1), ["us-east-1"], endpoints=1 + len(seen), hour=5 + len(seen))
+        )
         with read_views(settings) as conn:
             seen.append((rebuilt, conn.execute("SELECT count(*) FROM aws.sagemaker_endpoint").fetchone()[0]))
     assert seen == [(True, 1), (True, 2), (True, 3)]
@@ -306,3 +309,42 @@ def test_readers_of_the_duckdb_file_never_block_a_rebuild(settings: Settings, tm
     with read_views(settings) as fresh:
         reports_views = fresh.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'reports'")
         assert reports_views.fetchone() == (0,)
+
+
+def test_a_lake_written_before_round_2_is_read_as_it_is_then_compacted(tmp_path: Path) -> None:
+    """Round 1 stored one raw file per resource type and an unversioned status file per account and day (and
+    per-account normalized files, now superseded): the daily tables are built from those as they are, and the
+    pruning of closed days removes them once covered."""
+    from sm_assets.cli.refresh import days_to_build
+    from sm_assets.core.compaction import RETENTION, prune_staged
+    from sm_assets.core.snapshots import raw_table, status_table
+
+    settings = Settings.build(data_dir=tmp_path, regions=["us-east-1"], role_name="r")
+    root = settings.lake_dir
+    old_days = [date(2026, 11, 1), date(2026, 11, 2)]
+    for i, day in enumerate(old_days):
+        snap = snapshot(A, day, ["us-east-1"], endpoints=1 + i)
+        raw = raw_table(snap)
+        lake.write_atomic(raw, layout.legacy_raw_file(root, "endpoint", day, A))
+        for spec_type in ("model_quality_job_definition", "monitoring_schedule"):  # empty, as round 1 wrote them
+            lake.write_atomic(raw.schema.empty_table(), layout.legacy_raw_file(root, spec_type, day, A))
+        lake.write_atomic(status_table(snap), layout.legacy_status_file(root, day, A))
+        lake.write_atomic(
+            pa.table({"x": [1]}),
+            layout.join(root, "sagemaker_endpoint", f"snapshot_date={day}", f"account_id={A}.parquet"),
+        )
+    today = date(2026, 11, 5)
+    assert days_to_build(settings, today) == [*old_days, today]  # what the next refresh builds, oldest first
+    for day in old_days:
+        build_daily_tables(root, day)
+    prepare_storage(settings)
+    with read_views(settings) as conn:
+        assert conn.execute(
+            "SELECT as_of_date, count(*) FROM aws.sagemaker_endpoint_history GROUP BY 1 ORDER BY 1"
+        ).fetchall() == [(old_days[0], 1), (old_days[1], 2)]
+    later = datetime.now(UTC) + RETENTION + timedelta(minutes=1)
+    pruned = prune_staged(root, today, now=later)
+    assert pruned.days == old_days and pruned.files == 2 * (1 + 3 + 1)  # status, 3 raw types, 1 normalized
+    assert not any(Path(root, "raw_sagemaker_endpoint").rglob("*.parquet"))
+    with read_views(settings) as conn:  # nothing the views read was touched
+        assert conn.execute("SELECT count(*) FROM aws.sagemaker_endpoint").fetchone() == (2,)

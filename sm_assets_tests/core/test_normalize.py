@@ -8,11 +8,11 @@ import pytest
 
 from sm_assets.core import lake
 from sm_assets.core.collection import AccountSnapshot, RawItem
-from sm_assets.core.payloads import merge_unknown_fields, to_jsonable
 from sm_assets.core.normalize import normalized_table, snapshot_from_raw
-from sm_assets.core.snapshots import raw_table
+from sm_assets.core.payloads import merge_unknown_fields, to_jsonable
 from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION as MQ
 from sm_assets.core.schemas import RAW_SCHEMA
+from sm_assets.core.snapshots import raw_table
 from sm_assets_tests.helpers import lake_with, read_views
 
 ACCOUNT = "111122223333"

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from sm_assets.core import lake
 from sm_assets.core.collection import AccountSnapshot, RawItem
-from sm_assets.core.payloads import to_jsonable
 from sm_assets.core.normalize import normalize_item, normalize_select_sql, normalized_table, snapshot_from_raw
+from sm_assets.core.payloads import to_jsonable
 from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION as MQ
 from sm_assets.core.schemas import RAW_SCHEMA
 from sm_assets.core.snapshots import raw_table, staged_snapshots
@@ -313,7 +313,9 @@ def test_lake_round_trip_through_duckdb_views(generated: tuple[str, list]) -> No
 
             # The daily tables normalize with the columnar DuckDB path: same rows as the per-item mapping above.
             columnar = (
-                conn.sql(normalize_select_sql(MQ, f"read_parquet('{raw_path}')")).to_arrow_table().cast(MQ.arrow_schema())
+                conn.sql(normalize_select_sql(MQ, f"read_parquet('{raw_path}')"))
+                .to_arrow_table()
+                .cast(MQ.arrow_schema())
             )
             assert semantic_rows(columnar) == semantic_rows(normalized)
 

@@ -42,6 +42,7 @@ TYPES = ("model_quality_job_definition", "endpoint", "monitoring_schedule")
 # Fixture builders
 # --------------------------------------------------------------------------------------------------
 
+
 def _write_day(lake_dir: Path, day: date, history: dict[str, list[dict[str, Any]]]) -> None:
     """The daily tables of `day` as the daily asset builds them: each account's latest snapshot on or
     before `day` (computed here in plain Python), one file per table."""
@@ -844,7 +845,8 @@ def test_fleet_summary_day3(day3: reports.ReportResult) -> None:
 
 
 def test_fleet_summary_date_without_snapshot_compares_to_latest_snapshot_date(
-    conn: duckdb.DuckDBPyConnection, lake_dir: Path,
+    conn: duckdb.DuckDBPyConnection,
+    lake_dir: Path,
 ) -> None:
     s = _summary(reports.compute_reports(conn, lake_dir, DAY4, REGIONS))
     assert (s["report_date"], s["previous_report_date"], s["fleet_coverage_pct"]) == (DAY4, DAY3, 50.0)

@@ -66,16 +66,24 @@ def today() -> str:
 
 def collect(settings: Settings, instance: dg.DagsterInstance, account: str, **kwargs: Any) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        INVENTORY_ASSETS, selection=[RAW_KEY], partition_key=account, instance=instance,
-        resources=build_resources(settings), **kwargs,
+        INVENTORY_ASSETS,
+        selection=[RAW_KEY],
+        partition_key=account,
+        instance=instance,
+        resources=build_resources(settings),
+        **kwargs,
     )
 
 
 def build_day(settings: Settings, instance: dg.DagsterInstance, **kwargs: Any) -> dg.ExecuteInProcessResult:
     keys = [STATUS_KEY, *TABLE_KEYS.values()]
     return dg.materialize(
-        INVENTORY_ASSETS, selection=keys, partition_key=today(), instance=instance,
-        resources=build_resources(settings), **kwargs,
+        INVENTORY_ASSETS,
+        selection=keys,
+        partition_key=today(),
+        instance=instance,
+        resources=build_resources(settings),
+        **kwargs,
     )
 
 

@@ -7,9 +7,9 @@ race for the lake files and the DuckDB file.
 
 import json
 import os
-from datetime import UTC, datetime
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -58,8 +58,17 @@ def test_four_concurrent_partition_runs(tmp_path: Path, monkeypatch: pytest.Monk
         day = datetime.now(UTC).date().isoformat()
         daily = [
             subprocess.Popen(
-                [DAGSTER, "job", "execute", "-m", "sm_assets.definitions", "-j", "sagemaker_daily_job",
-                 "--tags", json.dumps({"dagster/partition": day})],
+                [
+                    DAGSTER,
+                    "job",
+                    "execute",
+                    "-m",
+                    "sm_assets.definitions",
+                    "-j",
+                    "sagemaker_daily_job",
+                    "--tags",
+                    json.dumps({"dagster/partition": day}),
+                ],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -68,7 +77,9 @@ def test_four_concurrent_partition_runs(tmp_path: Path, monkeypatch: pytest.Monk
             for _ in range(2)
         ]
         daily_outputs = [p.communicate(timeout=240)[0] for p in daily]
-    for name, proc, output in zip([*accounts, "daily", "daily"], [*procs, *daily], [*outputs, *daily_outputs], strict=True):
+    for name, proc, output in zip(
+        [*accounts, "daily", "daily"], [*procs, *daily], [*outputs, *daily_outputs], strict=True
+    ):
         assert proc.returncode == 0, (name, output[-12000:])
         assert "RUN_SUCCESS" in output
         assert "lock" not in output.lower(), output[-3000:]

@@ -42,7 +42,9 @@ def test_module_level_definitions_load(tmp_path: Path, monkeypatch: pytest.Monke
 def test_only_the_raw_snapshot_is_partitioned_by_account(defs: dg.Definitions) -> None:
     """Per account and refresh: one partition materialization, whatever the number of resource types."""
     graph = defs.resolve_asset_graph()
-    by_account = [k for k in graph.get_all_asset_keys() if getattr(graph.get(k).partitions_def, "name", None) == "aws_account"]
+    by_account = [
+        k for k in graph.get_all_asset_keys() if getattr(graph.get(k).partitions_def, "name", None) == "aws_account"
+    ]
     assert by_account == [RAW_KEY]
     daily = [k for k in graph.get_all_asset_keys() if k != RAW_KEY]
     assert all(isinstance(graph.get(k).partitions_def, dg.DailyPartitionsDefinition) for k in daily)
@@ -99,12 +101,18 @@ def test_daily_schedule_emits_one_run_per_shard(tmp_path: Path) -> None:
         resources={"sm_config": config},
     )
     requests = daily_inventory_refresh(context)
-    assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in requests] == [
+    assert [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in requests
+    ] == [
         (accounts[0], accounts[2]),
         (accounts[3], accounts[5]),
         (accounts[6], accounts[6]),
     ]
-    assert [r.run_key for r in requests] == ["inventory:2026-12-01:1/3", "inventory:2026-12-01:2/3", "inventory:2026-12-01:3/3"]
+    assert [r.run_key for r in requests] == [
+        "inventory:2026-12-01:1/3",
+        "inventory:2026-12-01:2/3",
+        "inventory:2026-12-01:3/3",
+    ]
     assert {r.tags["sm-assets/collect"] for r in requests} == {"daily"}
 
 

@@ -18,7 +18,6 @@ from time import sleep
 from typing import Any
 
 import dagster as dg
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -464,7 +463,9 @@ def _copy_day(src_lake: Path, src_day: date, dst_lake: Path, day: date) -> None:
         write_atomic(data, layout.daily_file(dst_lake, table, day))
 
 
-def _daily(settings: Settings, day: date, instance: dg.DagsterInstance, *, tables: bool = True) -> dg.ExecuteInProcessResult:
+def _daily(
+    settings: Settings, day: date, instance: dg.DagsterInstance, *, tables: bool = True
+) -> dg.ExecuteInProcessResult:
     """The day's run as `sagemaker_daily_job` runs it: the day's tables (unless `tables` is False), the
     reports and the downstream trend."""
     selection = [*(DAILY_KEYS if tables else []), COVERAGE_KEY, FINDINGS_KEY, SUMMARY_KEY, TREND_KEY]
@@ -497,7 +498,10 @@ def test_coverage_drop_warns(org: DemoOrg, demo: DemoRun, tmp_path: Path) -> Non
     path = layout.daily_file(settings.lake_dir, "sagemaker_monitoring_schedule", day2)
     table = pq.read_table(path)
     drop_mask = pc.and_(
-        pc.and_(pc.equal(table["monitoring_schedule_status"], "Scheduled"), pc.equal(table["monitoring_type"], "ModelQuality")),
+        pc.and_(
+            pc.equal(table["monitoring_schedule_status"], "Scheduled"),
+            pc.equal(table["monitoring_type"], "ModelQuality"),
+        ),
         pc.equal(table["account_id"], victim),
     )
     removed = {a.as_py() for a in table.filter(drop_mask)["_key"]}

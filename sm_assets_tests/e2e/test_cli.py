@@ -4,8 +4,8 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -241,8 +241,15 @@ def test_refresh_and_query_with_the_lake_on_s3(
     # A plain DuckDB reader (no sm-assets code) needs one line: the S3 secret (here with moto's endpoint).
     host = s3_endpoint.removeprefix("http://")
     secret = f"CREATE SECRET (TYPE s3, PROVIDER credential_chain, ENDPOINT '{host}', URL_STYLE 'path', USE_SSL false)"
-    plain = run_plain_duckdb(db, [secret, "SELECT count(*) FROM reports.model_quality_fleet_summary",
-                                   "SELECT count(DISTINCT account_id) FROM aws.collection_status"], env)
+    plain = run_plain_duckdb(
+        db,
+        [
+            secret,
+            "SELECT count(*) FROM reports.model_quality_fleet_summary",
+            "SELECT count(DISTINCT account_id) FROM aws.collection_status",
+        ],
+        env,
+    )
     assert plain[1] == 1  # (plain[0] is the CREATE SECRET's own result)
     lake_uri = f"{s3_data_dir}/lake"
     accounts = plain[2]

@@ -7,7 +7,6 @@ and the Dagster processes reach it through AWS_ENDPOINT_URL.
 """
 
 import contextlib
-from datetime import UTC, datetime
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

@@ -24,7 +24,12 @@ COVERAGE_SCHEMA: tuple[Column, ...] = (
     report_column("report_date", "DATE", "Date the report is computed as of", required=True),
     report_column("account_id", "VARCHAR", "AWS account", required=True),
     report_column("region", "VARCHAR", "Configured AWS region", required=True),
-    report_column("snapshot_date", "DATE", "The account's latest snapshot on or before report_date (as in that day's tables)", required=True),
+    report_column(
+        "snapshot_date",
+        "DATE",
+        "The account's latest snapshot on or before report_date (as in that day's tables)",
+        required=True,
+    ),
     report_column("collection_status", "VARCHAR", "ok | access_denied | error for this account-region", required=True),
     report_column("endpoints_total", "BIGINT", "Endpoints, any status." + _NULL_IF_NOT_OK),
     report_column("endpoints_in_service", "BIGINT", "Endpoints with EndpointStatus InService." + _NULL_IF_NOT_OK),
@@ -123,7 +128,9 @@ TREND_SCHEMA: tuple[Column, ...] = (
     report_column("accounts_total", "BIGINT", "Accounts with a snapshot on or before report_date", required=True),
     report_column("accounts_ok", "BIGINT", "Accounts whose every region is ok", required=True),
     report_column("endpoints_in_service", "BIGINT", "In-service endpoints in ok regions", required=True),
-    report_column("endpoints_with_active_schedule", "BIGINT", "Covered in-service endpoints, ok regions", required=True),
+    report_column(
+        "endpoints_with_active_schedule", "BIGINT", "Covered in-service endpoints, ok regions", required=True
+    ),
     report_column("fleet_coverage_pct", "DOUBLE", "Fleet coverage as of report_date"),
 )
 

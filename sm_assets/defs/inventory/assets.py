@@ -8,7 +8,7 @@ import dagster as dg
 from sm_assets.core import daily_tables, layout, raw_snapshot, storage
 from sm_assets.core.errors import LakeError
 from sm_assets.core.layout import collection_stamp
-from sm_assets.core.schemas import COLLECTION_STATUS_SCHEMA, RAW_SCHEMA, TableSpec
+from sm_assets.core.schemas import COLLECTION_STATUS_SCHEMA, TableSpec
 from sm_assets.core.snapshots import StoredSnapshot
 from sm_assets.core.specs import RESOURCE_SPECS, ResourceSpec
 from sm_assets.defs.resources import SmAssetsConfig
@@ -247,7 +247,9 @@ def sagemaker_daily_tables(
                 asset_key=TABLE_KEYS[spec.resource_type],
                 check_name=check.name,
                 passed=check.passed,
-                metadata={k: dg.MetadataValue.json(v) if isinstance(v, list | dict) else v for k, v in check.metadata.items()},
+                metadata={
+                    k: dg.MetadataValue.json(v) if isinstance(v, list | dict) else v for k, v in check.metadata.items()
+                },
             )
     if build.errors:
         # Everything reachable is stored above; still make the run red when data is missing for a reason

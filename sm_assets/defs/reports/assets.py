@@ -23,7 +23,11 @@ COVERAGE_KEY = dg.AssetKey(["reports", reports.COVERAGE_TABLE])
 FINDINGS_KEY = dg.AssetKey(["reports", reports.FINDINGS_TABLE])
 SUMMARY_KEY = dg.AssetKey(["reports", reports.SUMMARY_TABLE])
 TREND_KEY = dg.AssetKey(["analytics", TREND_30D_TABLE])
-REPORT_KEYS = {reports.COVERAGE_TABLE: COVERAGE_KEY, reports.FINDINGS_TABLE: FINDINGS_KEY, reports.SUMMARY_TABLE: SUMMARY_KEY}
+REPORT_KEYS = {
+    reports.COVERAGE_TABLE: COVERAGE_KEY,
+    reports.FINDINGS_TABLE: FINDINGS_KEY,
+    reports.SUMMARY_TABLE: SUMMARY_KEY,
+}
 CHECK_ASSET = {
     "one_row_per_account_region": COVERAGE_KEY,
     "percentages_in_range": COVERAGE_KEY,
@@ -58,7 +62,9 @@ def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
         passed=outcome.passed,
         severity=dg.AssetCheckSeverity.WARN if outcome.warn_only else dg.AssetCheckSeverity.ERROR,
         description=outcome.description,
-        metadata={k: dg.MetadataValue.json(v) if isinstance(v, list | dict) else v for k, v in outcome.metadata.items()},
+        metadata={
+            k: dg.MetadataValue.json(v) if isinstance(v, list | dict) else v for k, v in outcome.metadata.items()
+        },
     )
 
 
@@ -122,7 +128,11 @@ def model_quality_reports(
     markdown = result.markdown(10)
     if result.reason:
         context.log.warning(f"report {day}: {result.reason}")
-    common = {"report_date": day.isoformat(), "reason": result.reason or "", "accounts": len(result.snapshot_dates_used)}
+    common = {
+        "report_date": day.isoformat(),
+        "reason": result.reason or "",
+        "accounts": len(result.snapshot_dates_used),
+    }
     paths = published.paths
     yield dg.MaterializeResult(
         asset_key=COVERAGE_KEY,
