@@ -687,15 +687,19 @@ def main_table(scenarios: Sequence[Scenario], base: Scenario) -> str:
     assert base.refresh
     base_bytes = totals(base.refresh.requests).get_bytes
     rows = []
+    previous: tuple[int, int] | None = None
     for s in scenarios:
         assert s.refresh
         t = totals(s.refresh.requests)
+        per_day = "-" if previous is None else f"{(t.get_bytes - previous[1]) / (s.history_days - previous[0]):,.0f}"
+        previous = (s.history_days, t.get_bytes)
         rows.append(
             (
                 s.history_days,
                 t.gets,
                 t.get_bytes,
                 ratio(t.get_bytes, base_bytes),
+                per_day,
                 t.lists,
                 t.list_bytes,
                 t.heads,
@@ -709,6 +713,7 @@ def main_table(scenarios: Sequence[Scenario], base: Scenario) -> str:
         "S3 GET requests",
         "bytes read (GET bodies)",
         f"bytes read / {base.history_days}-day",
+        "bytes read per extra day (vs row above)",
         "LIST requests",
         "LIST response bytes",
         "HEAD requests",
@@ -719,44 +724,106 @@ def main_table(scenarios: Sequence[Scenario], base: Scenario) -> str:
     return table(headers, rows)
 
 
-def diagnosis(base: Scenario, other: Scenario, today: date) -> list[str]:
-    """Markdown lines naming the readers, datasets and objects behind a growth of the bytes read."""
+# Who reads what, from reading the code at the commit this benchmark was written against: annotates the
+# diagnosis only (the numbers come from the traffic alone).
+KNOWN_READERS = {
+    ("reports/model_quality_fleet_summary", "pyarrow S3FileSystem"): (
+        "`coverage_trend` (sm_assets/core/reports/compute.py) lists the folder and reads the stored summary "
+        "of every report date in its 30-day window (`stored_summary`: HEAD + one whole-object GET each), "
+        "plus the previous date's in `compute_reports`: grows with history up to 30 days, then stops"
+    ),
+    ("reports/model_quality_fleet_summary", "DuckDB httpfs"): (
+        "the `analytics/model_quality_coverage_trend_30d` asset (`trend_30d`, sm_assets/core/reports/"
+        "publish.py) queries the view `reports.model_quality_fleet_summary` `WHERE report_date BETWEEN ...`; "
+        "the view is `read_parquet('.../report_date=*.parquet', union_by_name = true)`: the date is in the "
+        "file name, not a hive folder, and the filter is on a column, so DuckDB opens every summary file "
+        "ever written: grows with all history"
+    ),
+}
+
+
+def read_spans(
+    requests: Sequence[S3Request], prefix: str, today: date
+) -> dict[tuple[str, str], tuple[int, int, int, str]]:
+    """(dataset, client) -> (GETs, bytes, distinct dated objects, span of days read) of a refresh's GETs."""
+    gets: Counter[tuple[str, str]] = Counter()
+    size: Counter[tuple[str, str]] = Counter()
+    objects: dict[tuple[str, str], set[str]] = defaultdict(set)
+    ages: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for r in requests:
+        if r.op != "GET":
+            continue
+        relative = lake_relative(r.key, prefix)
+        group = (dataset_of(relative), r.client)
+        gets[group] += 1
+        size[group] += r.body_bytes
+        day = object_day(relative)
+        if day is not None:
+            objects[group].add(relative)
+            ages[group].append((today - day).days)
+
+    def label(age: int) -> str:
+        return "D" if age == 0 else f"D-{age}"
+
+    def span(values: list[int]) -> str:
+        return f"{label(max(values))} .. {label(min(values))}" if values else "-"
+
+    return {g: (gets[g], size[g], len(objects[g]), span(ages[g])) for g in gets}
+
+
+def diagnosis(base: Scenario, other: Scenario, scenarios: Sequence[Scenario], today: date) -> list[str]:
+    """Markdown lines naming the datasets, clients and objects behind a growth of the bytes read."""
     assert base.refresh and other.refresh
     b, o = totals(base.refresh.requests), totals(other.refresh.requests)
     extra_days = other.history_days - base.history_days
     by_dataset = comparison(base, other, ("GET",), lambda r, p: dataset_of(lake_relative(r.key, p)))
-    by_client = comparison(base, other, ("GET",), lambda r, p: r.client)
-    old_days = comparison(
-        base,
-        other,
-        ("GET",),
-        lambda r, p: (
-            f"{dataset_of(lake_relative(r.key, p))} [{r.client}]"
-            if age_bucket(age_of(lake_relative(r.key, p), today)) == "today-2 and older"
-            else ""
-        ),
-    )
-    growing = [r for r in by_dataset if r[5] > 0]
+    growing = [r for r in by_dataset if r[5] > 0.01 * b.get_bytes]
+    grown = sum(r[5] for r in growing)
+    rest_ratio = ratio(o.get_bytes - sum(r[4] for r in growing), b.get_bytes - sum(r[2] for r in growing))
+    n1, n2 = base.history_days, other.history_days
     lines = [
         "## Where the growth comes from",
         "",
-        f"Bytes read grew by {o.get_bytes - b.get_bytes:,} bytes ({o.get_bytes / b.get_bytes - 1:+.1%}) for "
-        f"{extra_days} more days of history: about {(o.get_bytes - b.get_bytes) / extra_days:,.0f} bytes and "
-        f"{(o.gets - b.gets) / extra_days:.1f} GETs per extra day kept.",
-        "",
-        "By dataset folder (GET bytes, shortest vs compared history):",
-        "",
-        *[f"* `{g}`: {b1:,} -> {b2:,} bytes ({n1} -> {n2} GETs)" for g, n1, b1, n2, b2, _ in growing[:8]],
-        "",
-        "By client:",
-        "",
-        *[f"* {g}: {b1:,} -> {b2:,} bytes ({n1} -> {n2} GETs)" for g, n1, b1, n2, b2, d in by_client if d],
-        "",
-        "Objects of days older than yesterday read by the compared refresh (dataset [client]):",
-        "",
-        *[f"* `{g}`: {n2} GETs, {b2:,} bytes" for g, _, _, n2, b2, _ in old_days if g and n2],
+        f"Bytes read grew by {o.get_bytes - b.get_bytes:,} bytes ({o.get_bytes / b.get_bytes - 1:+.1%}) with "
+        f"{extra_days} more days of history: {(o.get_bytes - b.get_bytes) / extra_days:,.0f} bytes and "
+        f"{(o.gets - b.gets) / extra_days:.1f} GETs per extra day kept. "
+        + (
+            f"{grown / (o.get_bytes - b.get_bytes):.0%} of it is reads of "
+            + ", ".join(f"`{r[0]}`" for r in growing)
+            + f"; without those, the {n2}-day / {n1}-day ratio of the bytes read is {rest_ratio}."
+            if growing and o.get_bytes > b.get_bytes
+            else ""
+        ),
         "",
     ]
+    if not growing:
+        return lines
+    spans = {s.history_days: read_spans(s.refresh.requests, s.prefix, today) for s in scenarios if s.refresh}
+    groups = sorted({g for per in spans.values() for g in per if g[0] in {r[0] for r in growing}})
+    headers = ["dataset", "client"]
+    for s in scenarios:
+        headers += [f"GETs ({s.history_days} d)", f"bytes ({s.history_days} d)", f"days read ({s.history_days} d)"]
+    rows = []
+    for group in groups:
+        row: list[object] = [f"`{group[0]}`", group[1]]
+        for s in scenarios:
+            gets, size, _, span = spans[s.history_days].get(group, (0, 0, 0, "-"))
+            row += [gets, size, span]
+        rows.append(row)
+    lines += [
+        "Who reads them, and which days (`D` = today):",
+        "",
+        table(headers, rows),
+        "",
+    ]
+    known = [(g, KNOWN_READERS[g]) for g in groups if g in KNOWN_READERS]
+    if known:
+        lines += [
+            "The readers behind these requests (from reading the code at this commit):",
+            "",
+            *[f"* `{g[0]}` via {g[1]}: {text}." for g, text in known],
+            "",
+        ]
     return lines
 
 
@@ -800,8 +867,8 @@ def render(
         c = totals(s.catalog.requests)
         catalog_rows.append((s.history_days, c.gets, c.get_bytes, c.lists, c.heads, f"{s.catalog.wall_s:.1f}"))
     tt = totals(template.requests)
-    longest = max(scenarios, key=lambda s: s.history_days)
-    census = object_census(longest.objects_after, longest.prefix)
+    census = object_census(other.objects_after, other.prefix)
+    sizes = ", ".join(f"{s.history_days} d: {len(s.objects_after):,}" for s in scenarios)
     exit_codes = ", ".join(f"{s.history_days} d: {s.refresh.returncode}" for s in scenarios if s.refresh)
     built = ", ".join(sorted({refresh_day(s.refresh) or "?" for s in scenarios if s.refresh}))
     lines = [
@@ -828,7 +895,7 @@ def render(
         "PutObject and UploadPart (bytes = payload). The DuckDB file was current before the refresh (see "
         "the catalog build below).",
         "",
-        *([] if ok else diagnosis(base, other, today)),
+        *([] if ok else diagnosis(base, other, scenarios, today)),
         "## GET bytes by client",
         "",
         table(("client", *cmp_headers), rows_of(clients, code=False)),
@@ -858,10 +925,10 @@ def render(
         "",
         table(("LIST prefix (dataset)", *cmp_headers[:4], "bytes difference"), rows_of(lists)),
         "",
-        f"## Objects in the lake with {longest.history_days} days of history",
+        f"## Objects in the lake with {other.history_days} days of history",
         "",
-        f"After the measured refresh ({sum(r[1] for r in census):,} objects; a day's per-account folders hold "
-        "the copied collection and, for today, the measured refresh's new one too):",
+        f"After the measured refresh (objects per lake: {sizes}). A day's per-account folders hold one "
+        "collection per account; today's also the measured refresh's new one (versioned names):",
         "",
         table(("dataset folder", "objects", "days", "dated objects per day", "bytes"), rows_of(census)),
         "",
@@ -975,7 +1042,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--regions", default=DEFAULT_REGIONS, help="comma-separated (default %(default)s)")
     p.add_argument("--max-definitions", type=int, default=12, help="job definitions per account-region, 0..N")
     p.add_argument("--seed", type=int, default=1, help="fleet seed")
-    p.add_argument("--histories", default="1,30", help="days of history before today, compared first vs last")
+    p.add_argument(
+        "--histories",
+        default="1,30,60",
+        help="days of history before today to measure (default %(default)s: 60 shows whether growth stops at 30)",
+    )
     p.add_argument("--target-days", type=int, default=30, help="the history compared with the shortest (30)")
     p.add_argument("--top", type=int, default=15, help="per-key differences listed (15)")
     p.add_argument("--tolerance", type=float, default=TOLERANCE, help="allowed growth of bytes read (0.10)")
@@ -983,7 +1054,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-snapshot", action="store_true", help="run the working tree, not a copy taken at start")
     p.add_argument("--keep-tmp", action="store_true", help="keep the logs and per-request traffic")
     args = p.parse_args(argv)
-    args.history_list = [int(h) for h in args.histories.split(",") if h.strip()]
+    args.history_list = sorted({int(h) for h in args.histories.split(",") if h.strip()})
     if len(args.history_list) < 2:
         p.error("--histories needs at least two lengths")
     return args

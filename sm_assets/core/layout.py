@@ -11,8 +11,8 @@ The lake grows with days, not days x accounts:
     the snapshot. An account's latest snapshot of a day is the status file with the highest ``T``.
 ``aws/<table>/as_of_date=D/data.parquet``
     the daily tables: the whole organization as of D (each account's latest snapshot on or before D),
-    normalized, plus its raw describe output (``aws/raw_sagemaker_account_snapshot``) and collection
-    status (``aws/collection_status``). Readers (the DuckDB views) only ever see these: each is replaced
+    normalized, plus its raw describe output (``aws/raw_sagemaker_<type>``, one file per resource type) and
+    collection status (``aws/collection_status``). Readers (the DuckDB views) only ever see these: each is replaced
     whole. They are also the compacted lake: once a closed day has its daily files, its per-account
     files are deleted after a retention period.
 ``reports/<table>/report_date=D.parquet``
@@ -40,7 +40,6 @@ STATUS_DATASET = "collection_status"
 DAILY_ROOT = "aws"
 REPORTS_ROOT = "reports"
 DAILY_FILE = "data.parquet"
-DAILY_RAW_TABLE = RAW_SNAPSHOT_DATASET  # aws/raw_sagemaker_account_snapshot: the raw output as of each day
 DAILY_STATUS_TABLE = STATUS_DATASET  # aws/collection_status
 # An empty file with each daily table's columns lives under this day, so a view's glob always matches a
 # file (DuckDB fails on a glob that matches none) and the column types never depend on what is stored.

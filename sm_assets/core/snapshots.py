@@ -326,18 +326,20 @@ def _describes(table: pa.Table, wanted: set[str]) -> dict[str, dict]:
 def _shared_describes(
     lake_dir: LakeDir, day: date, refs: Sequence[SnapshotRef], wanted: set[str]
 ) -> dict[str, dict[str, dict]]:
-    path = layout.daily_file(lake_dir, layout.DAILY_RAW_TABLE, day)
-    try:
-        table = lake.read_file(
-            path, RAW_SCHEMA, columns=["account_id", "collected_at", "resource_type", "arn", "describe_json"]
-        )
-    except LakeError:
-        return {}
+    """The describes of snapshots held in a day's daily raw files (one file per resource type)."""
     keys = {(r.account_id, r.collected_at) for r in refs}
+    accounts = pa.array(sorted({k[0] for k in keys}), pa.string())
     out: dict[str, dict[str, dict]] = {r.account_id: {} for r in refs}
-    for row in table.filter(pc.is_in(table.column("account_id"), pa.array(sorted({k[0] for k in keys})))).to_pylist():
-        if (row["account_id"], row["collected_at"]) in keys and row["resource_type"] in wanted:
-            out[row["account_id"]][row["arn"]] = json.loads(row["describe_json"])
+    columns = ["account_id", "collected_at", "resource_type", "arn", "describe_json"]
+    for resource_type in sorted(wanted):
+        path = layout.daily_file(lake_dir, layout.legacy_raw_dataset(resource_type), day)
+        try:
+            table = lake.read_file(path, RAW_SCHEMA, columns=columns)
+        except LakeError:
+            continue  # an unreadable old file only costs the describe calls it would have saved
+        for row in table.filter(pc.is_in(table.column("account_id"), accounts)).to_pylist():
+            if (row["account_id"], row["collected_at"]) in keys:
+                out[row["account_id"]][row["arn"]] = json.loads(row["describe_json"])
     return out
 
 

@@ -356,3 +356,19 @@ def test_check_file_refuses_another_accounts_rows(tmp_path: Path) -> None:
     pq.write_table(pa.table(rows, schema=RAW_SCHEMA), path)
     with pytest.raises(LakeError, match="rows without an account_id"):
         lake.check_file(path, RAW_SCHEMA, "111111111111")
+
+
+@pytest.mark.parametrize("between", ["nothing", "the day's tables"])
+def test_a_second_collection_reuses_the_stored_describes(
+    org: DemoOrg, settings: Settings, instance: dg.DagsterInstance, between: str
+) -> None:
+    """Immutable definitions are not described again: from the account's per-account snapshot, or from the
+    day's daily raw files once those hold it."""
+    account = busiest_account(org)
+    definitions = len(org.expected_definition_arns()[account])
+    assert collect(settings, instance, account).success
+    if between == "the day's tables":
+        assert build_day(settings, instance).success
+    assert collect(settings, instance, account).success
+    latest = instance.get_latest_materialization_event(RAW_KEY).asset_materialization.metadata  # type: ignore[union-attr]
+    assert latest["api_calls_saved"].value == definitions > 0
