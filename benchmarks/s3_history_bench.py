@@ -619,13 +619,15 @@ def age_bucket(age: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], text_columns: int = 1) -> str:
+    """A markdown table: the first `text_columns` columns left-aligned, the numbers right-aligned."""
+
     def cell(value: object) -> str:
         return f"{value:,}" if isinstance(value, int) else str(value)
 
     lines = [
         "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---:" if i else "---" for i in range(len(headers))) + "|",
+        "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(headers))) + "|",
     ]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -647,7 +649,12 @@ def comparison(
         for g in sorted(set(a) | set(b))
     ]
     rows = [(g, n1, b1, n2, b2, b2 - b1) for g, n1, b1, n2, b2, _ in rows]
-    return sorted(rows, key=lambda r: (-abs(r[5]), -abs(r[3] - r[1]), r[0]))
+    return sorted(rows, key=lambda r: (-abs(r[5]), -abs(r[3] - r[1]), natural(r[0])))
+
+
+def natural(text: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key that orders ``D-2`` before ``D-10``."""
+    return tuple((1, int(part)) if part.isdigit() else (0, part) for part in re.split(r"(\d+)", text))
 
 
 def object_census(objects: Sequence[dict[str, Any]], prefix: str) -> list[tuple[str, int, int, str, int]]:
@@ -796,6 +803,18 @@ def diagnosis(base: Scenario, other: Scenario, scenarios: Sequence[Scenario], to
         ),
         "",
     ]
+    beyond = [s for s in scenarios if s.history_days > n2 and s.refresh]
+    if beyond:
+        last = beyond[-1]
+        assert last.refresh
+        more = totals(last.refresh.requests)
+        lines += [
+            f"It does not stop at {n2} days: from {n2} to {last.history_days} days of history the bytes read grow "
+            f"by {(more.get_bytes - o.get_bytes) / (last.history_days - n2):,.0f} bytes and "
+            f"{(more.gets - o.gets) / (last.history_days - n2):.1f} GETs per extra day (ratio to {n1} day: "
+            f"{ratio(more.get_bytes, b.get_bytes)}).",
+            "",
+        ]
     if not growing:
         return lines
     spans = {s.history_days: read_spans(s.refresh.requests, s.prefix, today) for s in scenarios if s.refresh}
@@ -813,7 +832,7 @@ def diagnosis(base: Scenario, other: Scenario, scenarios: Sequence[Scenario], to
     lines += [
         "Who reads them, and which days (`D` = today):",
         "",
-        table(headers, rows),
+        table(headers, rows, text_columns=2),
         "",
     ]
     known = [(g, KNOWN_READERS[g]) for g in groups if g in KNOWN_READERS]
@@ -825,6 +844,29 @@ def diagnosis(base: Scenario, other: Scenario, scenarios: Sequence[Scenario], to
             "",
         ]
     return lines
+
+
+KNOWN_LISTERS = {
+    "aws/collection_status": (
+        "`prune_staged` (sm_assets/core/compaction.py) lists the daily status folder of every closed day that "
+        "still has per-account files, to read its build time; in a lake in steady state those days are pruned "
+        "24 h after their build, so this count stays at a day or two there"
+    ),
+    "collection_status": "the listing of the per-account day folders (`day_folders`): one entry per day kept",
+    "reports/model_quality_fleet_summary": "one listing each by `coverage_trend` and by DuckDB's glob of the view",
+}
+
+
+def list_notes(lists: Sequence[tuple[str, int, int, int, int, int]]) -> list[str]:
+    """Who sends the LIST requests whose count or size grew (from reading the code at this commit)."""
+    notes = [
+        f"* `{g}`: {KNOWN_LISTERS[g]}." for g, n1, b1, n2, b2, _ in lists if (n2, b2) != (n1, b1) and g in KNOWN_LISTERS
+    ]
+    return (
+        ["LIST requests that grew, and who sends them (from reading the code at this commit):", "", *notes, ""]
+        if notes
+        else []
+    )
 
 
 def key_cell(group: str) -> str:
@@ -923,8 +965,13 @@ def render(
         *([f"({len(patterns) - args.top} more keys differ, each by less.)", ""] if len(patterns) > args.top else []),
         "## LIST requests by prefix",
         "",
-        table(("LIST prefix (dataset)", *cmp_headers[:4], "bytes difference"), rows_of(lists)),
+        table(
+            ("LIST prefix (dataset)", f"LISTs ({n1} d)", f"bytes ({n1} d)", f"LISTs ({n2} d)", f"bytes ({n2} d)")
+            + ("bytes difference",),
+            rows_of(lists),
+        ),
         "",
+        *list_notes(lists),
         f"## Objects in the lake with {other.history_days} days of history",
         "",
         f"After the measured refresh (objects per lake: {sizes}). A day's per-account folders hold one "
@@ -1006,18 +1053,15 @@ def run_metadata(args: argparse.Namespace, bench: Bench) -> dict[str, str]:
 
     exe = Path(sys.executable)
     shown = os.path.relpath(exe, REPO) if exe.is_relative_to(REPO) else str(exe)
-    dirty = git("status", "--porcelain", "--", "sm_assets")
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines() if "results-s3-history" not in line]
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(bench.aws.value + "/__bench/fleet", timeout=30) as answer:
         fleet = json.loads(answer.read())
     return {
         "command": shlex.join([shown, *sys.argv]),
         "commit": (git("rev-parse", "--short", "HEAD") or "unknown")
-        + (
-            " (working tree with uncommitted sm_assets changes; the run used a copy taken at its start)"
-            if dirty
-            else ""
-        ),
+        + (f" + uncommitted changes to {', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}" if changed else "")
+        + "; the run used a copy of sm_assets/ and benchmarks/ taken at its start",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}, "
         f"Python {platform.python_version()}",

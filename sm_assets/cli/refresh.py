@@ -65,9 +65,8 @@ _LABELS = [
 ]
 
 
-def dagster_instance(settings: Settings):  # -> dg.DagsterInstance (imported lazily: dagster is slow to import)
-    import dagster as dg
-
+def ensure_dagster_home(settings: Settings) -> Path:
+    """$DAGSTER_HOME, by default next to the data (set in the environment, as Dagster reads it there)."""
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         home = str(settings.data_dir / "dagster_home")
@@ -76,6 +75,13 @@ def dagster_instance(settings: Settings):  # -> dg.DagsterInstance (imported laz
     yaml = Path(home) / "dagster.yaml"
     if not yaml.exists():
         yaml.write_text(INSTANCE_YAML)
+    return Path(home)
+
+
+def dagster_instance(settings: Settings):  # -> dg.DagsterInstance (imported lazily: dagster is slow to import)
+    import dagster as dg
+
+    ensure_dagster_home(settings)
     return dg.DagsterInstance.get()
 
 
@@ -130,6 +136,12 @@ def run_refresh(
     """Sync the account partitions, collect them in shards (one in-process run each), then build the day's
     tables and reports (one run)."""
     os.environ.setdefault(PLANNED_EVENTS_ENV, "1")
+    ensure_dagster_home(settings)  # the environment is final before the workers inherit it
+    if settings.collect_processes > 1:
+        from sm_assets.core import process_shards
+
+        # The collector's workers import and load their service models while Dagster starts up here.
+        process_shards.prestart(settings.collect_processes)
     from sm_assets.definitions import build_definitions
     from sm_assets.defs.inventory.assets import aws_account_partitions
     from sm_assets.defs.inventory.automation import shard_run_tags, sync_account_partitions

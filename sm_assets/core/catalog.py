@@ -14,6 +14,11 @@ Views (schema ``aws``, ``reports``):
 * ``aws.collection_status`` / ``_history``;
 * ``reports.<table>``: every report date.
 
+Each view takes its columns from the first file of its glob (the zero-row schema placeholder under
+1970-01-01) and matches the other files by name. Not ``union_by_name``: that opens every file of the glob
+on every query, so reads would grow with the history; `lake_upgrade` instead gives older files the
+current columns when the views change.
+
 DuckDB names the catalog after the file (``sm_assets``), so the schemas are ``aws`` and ``reports``.
 """
 
@@ -30,6 +35,7 @@ import pyarrow as pa
 
 from sm_assets.core import duck, layout
 from sm_assets.core.daily_tables import daily_table_schemas, ensure_placeholders
+from sm_assets.core.lake_upgrade import upgrade_lake
 from sm_assets.core.layout import LakeDir
 from sm_assets.core.schemas import TableSpec
 from sm_assets.core.specs import RESOURCE_SPECS
@@ -65,7 +71,7 @@ def table_select(table: TableSpec, source: str) -> str:
 
 def _daily_source(lake_dir: LakeDir, table: str) -> str:
     glob = duck.sql_string(layout.daily_glob(lake_dir, table))
-    return f"read_parquet({glob}, hive_partitioning = true, union_by_name = true, hive_types = {{'as_of_date': DATE}})"
+    return f"read_parquet({glob}, hive_partitioning = true, hive_types = {{'as_of_date': DATE}})"
 
 
 def _latest_day(lake_dir: LakeDir, table: str) -> str:
@@ -109,7 +115,7 @@ def view_statements(lake_dir: LakeDir, report_tables: dict[str, list[tuple[str, 
         glob = duck.sql_string(layout.report_glob(lake_dir, name))
         statements.append(
             f"CREATE VIEW reports.{name} AS SELECT {_columns_sql(columns)} "
-            f"FROM read_parquet({glob}, union_by_name = true)"
+            f"FROM read_parquet({glob}, hive_partitioning = true, hive_types = {{'report_date': DATE}})"
         )
     return statements
 
@@ -146,6 +152,7 @@ def ensure_catalog(
     fingerprint = catalog_fingerprint(statements)
     if _stored_fingerprint(duckdb_path) == fingerprint:
         return False
+    upgrade_lake(lake_dir)  # the new views may name columns that older files lack
     duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = duckdb_path.with_name(f".{duckdb_path.name}.{uuid.uuid4().hex}.building")
     try:

@@ -13,9 +13,10 @@ if __name__ == "__main__":
 
     import logging
 
-    from sm_assets.core.process_shards import run_worker
+    from sm_assets.core.process_shards import run_worker, warm_up
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s collect-worker %(levelname)s %(message)s")
+    warm_up()  # before the job arrives: a prestarted worker does this while its parent starts up
     run_worker(sys.stdin.buffer, results)
     results.close()
     sys.stderr.flush()

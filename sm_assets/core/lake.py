@@ -249,6 +249,24 @@ def check_file(path: LakePath, schema: pa.Schema, account_id: str | None = None)
         return meta.num_rows
 
 
+def file_columns(path: LakePath) -> list[str]:
+    """The column names in a file's footer (on S3 only the footer's bytes are fetched); LakeError if the
+    file is missing or corrupt."""
+    with _random_access(path) as source:
+        try:
+            return pq.read_metadata(source).schema.to_arrow_schema().names
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise LakeError(f"lake file is corrupt or partial: {path} ({one_line(exc)})") from None
+
+
+def read_table(path: LakePath) -> pa.Table:
+    """A whole lake file, whatever its columns; LakeError if it is missing or corrupt."""
+    try:
+        return pq.read_table(_parquet_source(path))
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise LakeError(f"lake file is corrupt or partial: {path} ({one_line(exc)})") from None
+
+
 def read_file(path: LakePath, schema: pa.Schema, columns: Sequence[str] | None = None) -> pa.Table:
     """Read one lake file and insist on the expected columns; corrupt files raise LakeError.
 

@@ -15,8 +15,9 @@ The lake grows with days, not days x accounts:
     collection status (``aws/collection_status``). Readers (the DuckDB views) only ever see these: each is replaced
     whole. They are also the compacted lake: once a closed day has its daily files, its per-account
     files are deleted after a retention period.
-``reports/<table>/report_date=D.parquet``
-    the daily reports.
+``reports/<table>/report_date=D/data.parquet``
+    the daily reports (a folder per date, so a reader's date filter skips the other files; lakes before
+    round 2 held ``report_date=D.parquet``, moved into folders on upgrade).
 
 Lakes written before round 2 hold one raw file per resource type
 (``raw_sagemaker_<type>/snapshot_date=D/account_id=A.parquet``); they are read as they are and
@@ -112,12 +113,20 @@ def daily_glob(lake_dir: LakeDir, table: str) -> str:
     return str(join(daily_dir(lake_dir, table), "as_of_date=*", "*.parquet"))
 
 
+def report_dir(lake_dir: LakeDir, table: str) -> LakePath:
+    return join(lake_dir, REPORTS_ROOT, table)
+
+
 def report_file(lake_dir: LakeDir, table: str, report_date: date) -> LakePath:
-    return join(lake_dir, REPORTS_ROOT, table, f"report_date={report_date.isoformat()}.parquet")
+    return join(report_dir(lake_dir, table), f"report_date={report_date.isoformat()}", DAILY_FILE)
 
 
 def report_glob(lake_dir: LakeDir, table: str) -> str:
-    return str(join(lake_dir, REPORTS_ROOT, table, "report_date=*.parquet"))
+    return str(join(report_dir(lake_dir, table), "report_date=*", DAILY_FILE))
+
+
+REPORT_DIR = re.compile(r"^report_date=(\d{4}-\d{2}-\d{2})$")
+LEGACY_REPORT_FILE = re.compile(r"^report_date=(\d{4}-\d{2}-\d{2})\.parquet$")  # lakes before round 2
 
 
 def chart_file(lake_dir: LakeDir, report_date: date) -> LakePath:

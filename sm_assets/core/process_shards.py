@@ -23,6 +23,39 @@ from sm_assets.core.specs import ResourceSpec
 
 MIN_ACCOUNTS_PER_PROCESS = 4
 WORKER_MODULE = "sm_assets.core.collect_worker"
+# Workers started ahead of their job (`prestart`): they import and load the service models while the caller
+# is still starting up, and the next collection in this process takes them.
+# Each with the environment it was started with: a worker only serves a collection under the same one.
+_PRESTARTED: list[tuple[subprocess.Popen[bytes], dict[str, str]]] = []
+_PRESTART_LOCK = threading.Lock()
+
+
+def _spawn(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-P", "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+
+
+def prestart(processes: int) -> None:
+    """Start `processes` collector workers now, for the next collection in this process to use. A worker that
+    is never given a job exits when this process does (its stdin closes)."""
+    env = worker_env()
+    with _PRESTART_LOCK:
+        while len(_PRESTARTED) < processes:
+            _PRESTARTED.append((_spawn(env), env))
+
+
+def _take_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A prestarted worker with this environment (credentials, endpoint), else a new one. Prestarted workers
+    with another environment are stopped: they would call the wrong endpoint or as the wrong identity."""
+    with _PRESTART_LOCK:
+        while _PRESTARTED:
+            proc, started_with = _PRESTARTED.pop(0)
+            if proc.poll() is None and started_with == env:
+                return proc
+            proc.kill()
+            proc.wait()
+    return _spawn(env)
 
 
 def worker_env() -> dict[str, str]:
@@ -89,9 +122,7 @@ def collect_in_processes(
     finished_normally = False
     try:
         for index, shard in enumerate(shards):
-            proc = subprocess.Popen(
-                [sys.executable, "-P", "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-            )
+            proc = _take_worker(env)
             workers.append(proc)
             threading.Thread(target=read_results, args=(index, proc), daemon=True).start()
             job = (shard, settings, tuple(specs), {a: (previous or {}).get(a, {}) for a in shard}, per_process)
@@ -139,6 +170,21 @@ def collect_in_processes(
             if on_done:
                 on_done(snap)
     return {a: results[a] for a in account_ids}
+
+
+def warm_up() -> None:
+    """Build one client of each service the collector uses (no call is made), so botocore has parsed its
+    models, endpoint rules and paginators into the shared loader before the first account."""
+    import botocore.session
+
+    from sm_assets.core.aws_clients import shared_loader
+
+    session = botocore.session.get_session()
+    session.register_component("data_loader", shared_loader())
+    for service in ("sts", "sagemaker"):
+        session.create_client(
+            service, region_name="us-east-1", aws_access_key_id="warm-up", aws_secret_access_key="warm-up"
+        )
 
 
 def run_worker(job_stream: Any, out_stream: Any) -> None:

@@ -13,9 +13,21 @@ def report_view_columns() -> dict[str, list[tuple[str, str]]]:
     return {table: [(c.name, c.duckdb_type) for c in columns] for table, columns in STORED_REPORT_TABLES.items()}
 
 
+# What this process already verified: (DuckDB file, lake) -> the file's (inode, mtime) then.
+_VERIFIED: dict[tuple[str, str], tuple[int, int]] = {}
+
+
 def prepare_storage(settings: Settings) -> bool:
     """Schema placeholders in the lake and the DuckDB file's views; True when the DuckDB file was (re)built.
-    Cheap when nothing changed (the file is only opened read-only to compare its fingerprint)."""
+    Cheap when nothing changed: the file is only opened read-only to compare its fingerprint, and not even
+    that when this process already did so and the file is the same one."""
+    key = (str(settings.duckdb_path), str(settings.lake_dir))
+    try:
+        stat = settings.duckdb_path.stat()
+        if _VERIFIED.get(key) == (stat.st_ino, stat.st_mtime_ns):
+            return False
+    except FileNotFoundError:
+        pass
     placeholders = [
         (
             layout.report_file(settings.lake_dir, table, layout.PLACEHOLDER_DAY),
@@ -23,4 +35,7 @@ def prepare_storage(settings: Settings) -> bool:
         )
         for table, columns in STORED_REPORT_TABLES.items()
     ]
-    return catalog.ensure_catalog(settings.duckdb_path, settings.lake_dir, report_view_columns(), placeholders)
+    rebuilt = catalog.ensure_catalog(settings.duckdb_path, settings.lake_dir, report_view_columns(), placeholders)
+    stat = settings.duckdb_path.stat()
+    _VERIFIED[key] = (stat.st_ino, stat.st_mtime_ns)
+    return rebuilt

@@ -183,3 +183,35 @@ def test_a_failing_caller_stops_the_workers_at_once(
         collect_accounts(accounts, settings, processes=2, on_done=fail)
     assert time.monotonic() - started < 30  # not the 60 s the other accounts would take
     assert _live_workers() == []
+
+
+def test_prestarted_workers_serve_only_a_collection_under_their_environment(
+    endpoint: str, served_org: tuple[str, DemoOrg], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`prestart` starts workers while the caller starts up and the next collection takes them, unless the
+    environment changed since (another endpoint or identity): then they are stopped and new ones started."""
+    from sm_assets.core import process_shards
+
+    spawned: list = []
+    real_spawn = process_shards._spawn
+
+    def counting_spawn(env: dict[str, str]):
+        spawned.append(real_spawn(env))
+        return spawned[-1]
+
+    monkeypatch.setattr(process_shards, "_spawn", counting_spawn)
+    org = served_org[1]
+    settings = Settings.build(data_dir=tmp_path, regions=REGIONS, role_name=org.role_name)
+    accounts = org.active_account_ids
+    process_shards.prestart(2)
+    assert len(spawned) == 2
+    first = collect_accounts(accounts, settings, processes=2)
+    assert len(spawned) == 2  # the prestarted two did the work
+    assert {i.resource_type for a in accounts for i in first[a].items} >= {"model_quality_job_definition"}
+    process_shards.prestart(2)
+    stale = spawned[2:]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint + "/")  # the same server, but another environment
+    second = collect_accounts(accounts, settings, processes=2)
+    assert len(spawned) == 6 and all(proc.poll() is not None for proc in stale)
+    for account_id in accounts:
+        assert summary(second[account_id]) == summary(first[account_id]), account_id

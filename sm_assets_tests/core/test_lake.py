@@ -348,3 +348,49 @@ def test_a_lake_written_before_round_2_is_read_as_it_is_then_compacted(tmp_path:
     assert not any(Path(root, "raw_sagemaker_endpoint").rglob("*.parquet"))
     with read_views(settings) as conn:  # nothing the views read was touched
         assert conn.execute("SELECT count(*) FROM aws.sagemaker_endpoint").fetchone() == (2,)
+
+
+def test_the_latest_view_opens_only_the_latest_day(settings: Settings) -> None:
+    """The views bind their columns from the schema placeholder, not every file (no union_by_name): an old
+    day's file that cannot even be read does not break a query of the latest day."""
+    d1, d2 = date(2026, 11, 1), date(2026, 11, 2)
+    store_and_build(settings, snapshot(A, d1, ["us-east-1"]), snapshot(A, d2, ["us-east-1"], endpoints=3))
+    lake.write_bytes(b"not parquet", layout.daily_file(settings.lake_dir, "sagemaker_endpoint", d1))
+    with read_views(settings) as conn:
+        assert conn.execute("SELECT count(*) FROM aws.sagemaker_endpoint").fetchone() == (3,)
+        with pytest.raises(Exception, match="not parquet|too small|corrupt|magic"):
+            conn.execute("SELECT count(*) FROM aws.sagemaker_endpoint_history").fetchone()
+
+
+def test_older_files_get_new_columns_and_round_1_reports_move_into_date_folders(settings: Settings) -> None:
+    """When the views change, files written before a column existed are rewritten with it NULL, and round-1
+    report files (report_date=D.parquet) move into their date's folder; both then read through the views."""
+    from sm_assets.core import catalog
+    from sm_assets.core.lake_upgrade import upgrade_lake
+    from sm_assets.core.reports.schemas import SUMMARY_TABLE
+
+    d1 = date(2026, 11, 1)
+    store_and_build(settings, snapshot(A, d1, ["us-east-1"], endpoints=2))
+    endpoint_file = layout.daily_file(settings.lake_dir, "sagemaker_endpoint", d1)
+    stored = lake.read_table(endpoint_file)
+    lake.write_atomic(stored.drop_columns(["last_modified_time"]), endpoint_file)  # as if written before that column
+    legacy = layout.join(layout.report_dir(settings.lake_dir, SUMMARY_TABLE), f"report_date={d1}.parquet")
+    lake.write_atomic(pa.table({"report_date": [d1], "accounts_total": [7]}), legacy)
+
+    upgrade = upgrade_lake(settings.lake_dir)
+    assert (upgrade.reports_moved, upgrade.files_rewritten, upgrade.unreadable) == (1, 2, [])
+    assert "last_modified_time" in lake.file_columns(endpoint_file)
+    assert not lake.list_folder(layout.report_dir(settings.lake_dir, SUMMARY_TABLE)) or all(
+        entry.is_dir for entry in lake.list_folder(layout.report_dir(settings.lake_dir, SUMMARY_TABLE))
+    )
+    catalog.ensure_catalog(settings.duckdb_path, settings.lake_dir, {})  # other views: rebuilt
+    prepare_storage(settings)
+    with read_views(settings) as conn:
+        assert conn.execute("SELECT count(*), count(last_modified_time) FROM aws.sagemaker_endpoint").fetchone() == (
+            2,
+            0,
+        )
+        assert conn.execute(
+            f"SELECT report_date, accounts_total, fleet_coverage_pct FROM reports.{SUMMARY_TABLE}"
+        ).fetchall() == [(d1, 7, None)]
+    assert upgrade_lake(settings.lake_dir).files_rewritten == 0  # done once

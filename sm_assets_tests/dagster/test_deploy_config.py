@@ -285,3 +285,26 @@ def test_validate_config_rejects_a_bad_limit() -> None:
     """The schema check above has teeth: a typo in the queue config is caught."""
     bad = {"max_concurrent_runs": 10, "tag_concurrency_limits": [{"key": "dagster/partition", "limt": 1}]}
     assert not validate_config(QueuedRunCoordinator.config_type(), bad).success
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "launcher"),
+    [
+        ("run_launcher_k8s.yaml", "dagster_k8s", "K8sRunLauncher"),
+        ("run_launcher_ecs.yaml", "dagster_aws.ecs", "EcsRunLauncher"),
+    ],
+)
+def test_run_launcher_blocks_against_the_launchers_schema(
+    name: str, module: str, launcher: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The production run launchers (one run per shard): each block is a valid `run_launcher:` for its class,
+    and merges into deploy/dagster.yaml as one instance config."""
+    cls = getattr(require(module), launcher)
+    block = load(name)["run_launcher"]
+    assert (block["module"], block["class"]) == (module, launcher)
+    monkeypatch.setenv("DAGSTER_K8S_NAMESPACE", "dagster")
+    result = process_config(cls.config_type(), block["config"])
+    assert result.success, errors(result)
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump({**load("dagster.yaml"), "run_launcher": block}))
+    config, _ = dagster_instance_config(str(tmp_path))  # raises DagsterInvalidConfigError
+    assert config["run_launcher"]["class"] == launcher

@@ -191,7 +191,7 @@ def coverage_trend(
     end_date = as_date(end_date)
     start = end_date - timedelta(days=days - 1)
     known: dict[date, dict[str, Any]] = {}
-    for entry in lake.list_folder(layout.join(lake_dir, layout.REPORTS_ROOT, SUMMARY_TABLE)):
+    for entry in lake.list_folder(layout.report_dir(lake_dir, SUMMARY_TABLE)):
         day = report_day(entry.name)
         if day is not None and start <= day <= end_date:
             summary = stored_summary(conn, lake_dir, day)
@@ -207,12 +207,13 @@ def coverage_trend(
     return conform(pd.DataFrame(out, columns=list(TREND_COLUMNS)), TREND_SCHEMA)
 
 
-def report_day(file_name: str) -> date | None:
-    """The date of a ``report_date=YYYY-MM-DD.parquet`` file name (the schema placeholder excluded)."""
-    if not (file_name.startswith("report_date=") and file_name.endswith(".parquet")):
+def report_day(folder_name: str) -> date | None:
+    """The date of a ``report_date=YYYY-MM-DD`` folder name (the schema placeholder excluded)."""
+    match = layout.REPORT_DIR.match(folder_name)
+    if match is None:
         return None
     try:
-        day = date.fromisoformat(file_name[len("report_date=") : -len(".parquet")])
+        day = date.fromisoformat(match.group(1))
     except ValueError:
         return None
     return None if day == layout.PLACEHOLDER_DAY else day
