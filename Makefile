@@ -27,7 +27,7 @@ demo-ui: install
 
 test: install
 	$(BIN)/ruff check sm_assets sm_assets_tests
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=15
 
 lint: install
 	$(BIN)/ruff check sm_assets sm_assets_tests

@@ -7,16 +7,39 @@ Speaks, on 127.0.0.1 only:
   request names its account in ``Authorization: ... Credential=<AKID>/<date>/<region>/<service>/aws4_request``.
   Any other access key (e.g. ``testing``) is the organization's management account.
 * Organizations, JSON 1.1 (``X-Amz-Target: AWSOrganizationsV20161128.ListAccounts``), paginated.
-* SageMaker, JSON 1.1 (``X-Amz-Target: SageMaker.<Op>``): ListModelQualityJobDefinitions,
-  DescribeModelQualityJobDefinition, ListEndpoints, ListMonitoringSchedules, DescribeMonitoringSchedule,
-  ListTags. Timestamps are epoch seconds (numbers), lists page with NextToken/MaxResults and default to
-  AWS's page sizes (10; ListTags 50), errors are ``{"__type": ..., "Message": ...}`` with HTTP 400.
+* SageMaker, JSON 1.1 (``X-Amz-Target: SageMaker.<Op>``): every operation the registry's collector calls
+  (``spec.api_operations`` of each spec in ``sm_assets.core.specs.RESOURCE_SPECS``), served from the registry:
+  List/Describe{T}JobDefinition(s) of the four Model Monitor types, ListEndpoints + DescribeEndpoint,
+  ListEndpointConfigs + DescribeEndpointConfig, ListMonitoringSchedules (every monitoring type) +
+  DescribeMonitoringSchedule, and ListTags on every resource. Payloads have AWS's shapes (DescribeEndpoint's
+  DataCaptureConfig summary follows its endpoint config's DataCaptureConfig). Timestamps are epoch seconds
+  (numbers), lists page with NextToken/MaxResults and default to AWS's page sizes (10; ListTags 50), errors
+  are ``{"__type": ..., "Message": ...}`` with HTTP 400.
+
+The fleet: per (account, region) 0..``max_definitions`` ModelQuality job definitions, an endpoint for each
+(+0-3 nobody monitors) with its endpoint config (now and then an older config it moved away from), ModelQuality
+schedules for ~60% of the definitions, and per endpoint, with the chances in ``OTHER_MONITOR_SHARE``, a
+DataQuality / ModelBias / ModelExplainability definition and mostly its schedule (now and then only the schedule:
+its definition was deleted). Endpoints vary their data capture (none, disabled, stopped, 0% sampling, Input or
+Output only). Deterministic per seed.
+
+Partitions, as AWS has them: the fleet's regions lie in one partition (aws, aws-us-gov, aws-cn; botocore's
+endpoint data says which), every ARN it hands out carries it, and the server tells regions apart by the SigV4
+credential scope (with one ``AWS_ENDPOINT_URL`` every region reaches this one server). A request signed for a
+region of another partition is refused as AWS refuses foreign credentials (``UnrecognizedClientException`` /
+STS ``InvalidClientTokenId``); Organizations answers only in the partition's Organizations region (us-east-1,
+us-gov-west-1, cn-northwest-1; elsewhere ``InvalidSignatureException``); AssumeRole takes only role ARNs of the
+partition. ``disabled_regions`` ({account: regions}) makes opt-in regions an account has not enabled: its
+credentials are refused there, and STS there issues no credentials for it (``RegionDisabledException``).
 
 Every API call sleeps ``latency_s`` (a sleep, not CPU). SageMaker calls are throttled per (account, region)
 with a token bucket (``rate`` calls/s, ``burst`` tokens): an empty bucket answers HTTP 400
 ``{"__type": "ThrottlingException", "message": "Rate exceeded"}``. STS and Organizations are never throttled.
 Counters: total calls, throttled calls, per operation, per (account, region), and per account the first and
-last call time (for "API span" accounting).
+last call time (for "API span" accounting). ``Fleet.expected_calls()`` is what a full collection needs, per
+bucket and per operation, derived from the registry (list pages, one describe per resource, tag pages).
+Per ``service/region`` credential scope it also counts every signed request (``by_scope``, refused ones
+included; ``refused`` counts those).
 
 Control endpoints (never used by botocore, which always POSTs to ``/``): ``GET /__bench/stats``,
 ``GET /__bench/fleet``, ``POST /__bench/reset`` (counters and buckets), ``POST /__bench/config``
@@ -39,7 +62,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,8 +71,20 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from sm_assets.core.aws_clients import aws_partition, organizations_region
+from sm_assets.core.specs import (
+    ENDPOINT_CONFIG_SPEC,
+    ENDPOINT_SPEC,
+    JOB_DEFINITION_SPECS,
+    MONITOR_TYPES,
+    MONITORING_SCHEDULE_SPEC,
+    RESOURCE_SPECS,
+    ResourceSpec,
+)
+
 # The same vocabulary as the demo org, so benchmark payloads look like the demo's.
 from sm_assets.demo.seed import (
+    _CLARIFY_IMAGE,
     _MONITOR_REGISTRY,
     _PROBLEM_TYPES,
     _PURPOSES,
@@ -69,6 +105,15 @@ TAGS_PAGE_DEFAULT = 50
 TAGS_PAGE_MAX = 100
 ORG_PAGE_MAX = 20
 
+# Shapes of the fleet (the synthetic lake of run_benchmark.py uses the same proportions).
+MODEL_QUALITY_SCHEDULE_RATIO = 0.6  # ModelQuality definitions with a schedule
+# Per endpoint, the chance that a monitor of each other type watches it (a definition and mostly its schedule).
+OTHER_MONITOR_SHARE: dict[str, float] = {"DataQuality": 0.5, "ModelBias": 0.2, "ModelExplainability": 0.2}
+OTHER_MONITOR_SCHEDULED = 0.9  # of those definitions, the share with a schedule
+DEFINITION_DELETED = 0.05  # of those monitors, the share whose definition was deleted (its schedule is left)
+CAPTURE_CONFIGURED = 0.75  # endpoint configs with a DataCaptureConfig
+CONFIG_REPLACED = 0.15  # endpoints that moved to a second config (the first one is still listed)
+
 ORG_ID = "o-bench00001"
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 AKID_SUFFIX = "BNCH"
@@ -78,6 +123,7 @@ _INSTANCE_TYPES = ("ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge", "ml.m5.2xlarge
 _ENDPOINT_STATUSES = ("InService",) * 7 + ("Creating", "Failed", "OutOfService", "Updating")
 _SCHEDULE_STATUSES = ("Scheduled",) * 6 + ("Stopped", "Failed", "Pending")
 _EXECUTION_STATUSES = (None, "Completed", "Completed", "Completed", "CompletedWithViolations", "Failed")
+_CAPTURE_MODES = (("Input", "Output"),) * 6 + (("Input",), ("Output",))
 _TAG_POOL: tuple[tuple[str, Callable[[random.Random], str]], ...] = (
     ("team", lambda r: r.choice(_TEAMS)),
     ("env", lambda r: r.choice(("prod", "staging", "dev"))),
@@ -91,6 +137,19 @@ _TAG_POOL: tuple[tuple[str, Callable[[random.Random], str]], ...] = (
     ("created-by", lambda r: f"user{r.randint(1, 500)}"),
 )
 _EPOCH_2024 = 1_704_067_200.0
+_INFERENCE_IMAGE = "683313688378.dkr.ecr.{region}.amazonaws.com/sagemaker-xgboost:1.7-1"
+
+MODEL_QUALITY = JOB_DEFINITION_SPECS["ModelQuality"].resource_type
+
+
+def type_label(resource_type: str) -> str:
+    """model_quality_job_definition -> "model quality definitions", endpoint_config -> "endpoint configs"."""
+    return resource_type.replace("_job_definition", " definition").replace("_", " ") + "s"
+
+
+def monitor_prefix(monitor_type: str) -> str:
+    """ModelQuality -> mq, DataQuality -> dq, ModelBias -> mb, ModelExplainability -> me."""
+    return "".join(c for c in monitor_type if c.isupper()).lower()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -100,49 +159,117 @@ _EPOCH_2024 = 1_704_067_200.0
 
 @dataclass
 class FakeResource:
-    kind: str  # definition | endpoint | schedule
+    resource_type: str  # a registry resource type (SPECS_BY_TYPE)
     name: str
     arn: str
     created: float  # epoch seconds (ms precision), what the wire carries
     summary: dict[str, Any]  # the List* entry
-    describe: dict[str, Any] | None  # the Describe* answer (None for endpoints: not described)
+    describe: dict[str, Any] | None  # the Describe* answer (None: the spec stores the summary)
     tags: list[dict[str, str]]
     monitoring_type: str | None = None  # schedules only
-    status: str | None = None
-    endpoint_name: str | None = None
-    job_definition_name: str | None = None
+    status: str | None = None  # endpoints and schedules
+    endpoint_name: str | None = None  # definitions and schedules
+    job_definition_name: str | None = None  # schedules only
+
+
+# List* request parameters the fake filters on (parameter -> FakeResource attribute), besides NameContains.
+_SCHEDULE_FILTERS = {
+    "MonitoringTypeEquals": "monitoring_type",
+    "EndpointName": "endpoint_name",
+    "StatusEquals": "status",
+    "MonitoringJobDefinitionName": "job_definition_name",
+}
+
+
+def _list_filters(spec: ResourceSpec) -> dict[str, str]:
+    if spec.monitor_type is not None:
+        return {"EndpointName": "endpoint_name"}
+    return {"endpoint": {"StatusEquals": "status"}, "monitoring_schedule": _SCHEDULE_FILTERS}.get(
+        spec.resource_type, {}
+    )
+
+
+def _filtered(items: list[FakeResource], spec: ResourceSpec, params: Mapping[str, Any]) -> list[FakeResource]:
+    for param, attr in _list_filters(spec).items():
+        if params.get(param):
+            items = [r for r in items if getattr(r, attr) == params[param]]
+    if params.get("NameContains"):
+        items = [r for r in items if params["NameContains"] in r.name]
+    return items
 
 
 @dataclass
 class RegionFleet:
     account_id: str
     region: str
-    definitions: list[FakeResource] = field(default_factory=list)  # ModelQuality job definitions
-    endpoints: list[FakeResource] = field(default_factory=list)
-    schedules: list[FakeResource] = field(default_factory=list)  # every monitoring type
+    # resource type -> its resources, CreationTime descending (AWS's default list order); every registry type
+    items: dict[str, list[FakeResource]] = field(
+        default_factory=lambda: {spec.resource_type: [] for spec in RESOURCE_SPECS}
+    )
 
     def __post_init__(self) -> None:
         self.index()
 
+    def add(self, resource: FakeResource) -> None:
+        self.items[resource.resource_type].append(resource)
+
     def index(self) -> None:
-        # AWS's default order for all three lists: CreationTime, descending.
-        for items in (self.definitions, self.endpoints, self.schedules):
+        self.by_name: dict[str, dict[str, FakeResource]] = {}
+        for resource_type, items in self.items.items():
             items.sort(key=lambda r: (r.created, r.name), reverse=True)
-        self.definitions_by_name = {d.name: d for d in self.definitions}
-        self.schedules_by_name = {s.name: s for s in self.schedules}
+            self.by_name[resource_type] = {r.name: r for r in items}
+
+    def of(self, resource_type: str) -> list[FakeResource]:
+        return self.items.get(resource_type, [])
+
+    def resources(self) -> Iterator[FakeResource]:
+        return itertools.chain.from_iterable(self.items.values())
 
     @property
-    def model_quality_schedules(self) -> list[FakeResource]:
-        return [s for s in self.schedules if s.monitoring_type == "ModelQuality"]
+    def definitions(self) -> list[FakeResource]:
+        """The ModelQuality job definitions (the unit of ``max_definitions``)."""
+        return self.of(MODEL_QUALITY)
+
+    def definitions_of(self, monitor_type: str) -> list[FakeResource]:
+        return self.of(JOB_DEFINITION_SPECS[monitor_type].resource_type)
+
+    @property
+    def endpoints(self) -> list[FakeResource]:
+        return self.of(ENDPOINT_SPEC.resource_type)
+
+    @property
+    def endpoint_configs(self) -> list[FakeResource]:
+        return self.of(ENDPOINT_CONFIG_SPEC.resource_type)
+
+    @property
+    def schedules(self) -> list[FakeResource]:
+        """Monitoring schedules of every type."""
+        return self.of(MONITORING_SCHEDULE_SPEC.resource_type)
+
+    def schedules_of(self, monitoring_type: str) -> list[FakeResource]:
+        return [s for s in self.schedules if s.monitoring_type == monitoring_type]
+
+    def listed(self, spec: ResourceSpec) -> list[FakeResource]:
+        """What the spec's list call returns here (its ``list_params`` applied)."""
+        return _filtered(self.of(spec.resource_type), spec, spec.list_params)
+
+    def min_calls_by_operation(self) -> Counter[str]:
+        """SageMaker calls a full collection makes here at AWS's default page sizes, per operation, derived from
+        the registry: every page of each spec's list, one describe per listed resource, every page of its tags."""
+        calls: Counter[str] = Counter()
+        for spec in RESOURCE_SPECS:
+            operations = spec.api_operations
+            listed = self.listed(spec)
+            calls[operations[0]] += _pages(len(listed), LIST_PAGE_DEFAULT)
+            if spec.describe_operation:
+                calls[operations[1]] += len(listed)
+            if spec.with_tags:
+                calls["ListTags"] += sum(_pages(len(r.tags), TAGS_PAGE_DEFAULT) for r in listed)
+        return calls
 
     def min_sagemaker_calls(self) -> int:
         """Calls a full collection needs here at AWS's default page sizes (what collect_account sends)."""
-        defs, eps, mqs = self.definitions, self.endpoints, self.model_quality_schedules
-        calls = _pages(len(defs), LIST_PAGE_DEFAULT) + _pages(len(eps), LIST_PAGE_DEFAULT)
-        calls += _pages(len(mqs), LIST_PAGE_DEFAULT)
-        for res in (*defs, *mqs):
-            calls += 1 + _pages(len(res.tags), TAGS_PAGE_DEFAULT)
-        return calls
+        return sum(self.min_calls_by_operation().values())
 
 
 def _pages(n: int, page: int) -> int:
@@ -163,32 +290,59 @@ class Fleet:
         self.account_set = frozenset(self.accounts)
         self.by_arn: dict[str, FakeResource] = {}
         for rf in self.resources.values():
-            for res in (*rf.definitions, *rf.endpoints, *rf.schedules):
+            for res in rf.resources():
                 self.by_arn[res.arn] = res
 
     @property
     def management_account_id(self) -> str:
         return self.accounts[0]
 
+    @property
+    def partition(self) -> str:
+        return aws_partition(self.regions[0])
+
     def region(self, account_id: str, region: str) -> RegionFleet | None:
         return self.resources.get((account_id, region))
 
     def totals(self) -> dict[str, int]:
+        """Accounts, regions, and resources per registry type (+ "definitions": the ModelQuality ones, the
+        unit of --max-definitions; "endpoints"; "resources": every type)."""
         rfs = self.resources.values()
+        by_type = {spec.resource_type: sum(len(rf.of(spec.resource_type)) for rf in rfs) for spec in RESOURCE_SPECS}
         return {
             "accounts": len(self.accounts),
             "regions": len(self.regions),
-            "definitions": sum(len(r.definitions) for r in rfs),
-            "endpoints": sum(len(r.endpoints) for r in rfs),
-            "model_quality_schedules": sum(len(r.model_quality_schedules) for r in rfs),
-            "other_schedules": sum(len(r.schedules) - len(r.model_quality_schedules) for r in rfs),
+            **by_type,
+            "definitions": by_type[MODEL_QUALITY],
+            "endpoints": by_type[ENDPOINT_SPEC.resource_type],
+            "resources": sum(by_type.values()),
             "tags": sum(len(res.tags) for res in self.by_arn.values()),
         }
 
+    def schedules_by_type(self) -> dict[str, int]:
+        counts = Counter(s.monitoring_type for rf in self.resources.values() for s in rf.schedules)
+        return {t: counts.get(t, 0) for t in MONITOR_TYPES}
+
+    def inventory_text(self) -> str:
+        """'1,234 model quality definitions, ..., 900 monitoring schedules (ModelQuality 500, ...), 9,000 tags'."""
+        totals, schedules = self.totals(), self.schedules_by_type()
+        parts = []
+        for spec in RESOURCE_SPECS:
+            text = f"{totals[spec.resource_type]:,} {type_label(spec.resource_type)}"
+            if spec is MONITORING_SCHEDULE_SPEC:
+                text += " (" + ", ".join(f"{t} {n:,}" for t, n in schedules.items()) + ")"
+            parts.append(text)
+        return ", ".join([*parts, f"{totals['tags']:,} tags"])
+
     def expected_calls(self) -> dict[str, Any]:
         """Minimum calls for one full collection: Organizations pages, one AssumeRole per account, and the
-        SageMaker calls of every (account, region) bucket at default page sizes."""
-        buckets = {f"{a}/{r}": rf.min_sagemaker_calls() for (a, r), rf in self.resources.items()}
+        SageMaker calls of every (account, region) bucket at default page sizes (also per operation)."""
+        buckets: dict[str, int] = {}
+        by_operation: Counter[str] = Counter()
+        for (account, region), rf in self.resources.items():
+            calls = rf.min_calls_by_operation()
+            buckets[f"{account}/{region}"] = sum(calls.values())
+            by_operation.update(calls)
         org = _pages(len(self.accounts), ORG_PAGE_MAX)
         sagemaker = sum(buckets.values())
         return {
@@ -196,6 +350,7 @@ class Fleet:
             "sts": len(self.accounts),
             "sagemaker": sagemaker,
             "total": org + len(self.accounts) + sagemaker,
+            "by_operation": dict(sorted(by_operation.items())),
             "by_bucket": buckets,
         }
 
@@ -210,6 +365,7 @@ class Fleet:
         calls = self.expected_calls()
         return {
             **self.totals(),
+            "schedules_by_type": self.schedules_by_type(),
             "seed": self.seed,
             "max_definitions": self.max_definitions,
             "role_name": self.role_name,
@@ -219,8 +375,9 @@ class Fleet:
         }
 
 
-def _arn(region: str, account: str, kind: str, name: str) -> str:
-    return f"arn:aws:sagemaker:{region}:{account}:{kind}/{name}"
+def _arn(region: str, account: str, spec: ResourceSpec, name: str) -> str:
+    # The ARN's resource kind is the registry type in kebab case: model-quality-job-definition, endpoint-config ...
+    return f"arn:{aws_partition(region)}:sagemaker:{region}:{account}:{spec.resource_type.replace('_', '-')}/{name}"
 
 
 def _ts(rng: random.Random, start: float = _EPOCH_2024, span_days: float = 500) -> float:
@@ -231,17 +388,58 @@ def _tags(rng: random.Random, k: int) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value(rng)} for key, value in rng.sample(_TAG_POOL, k)]
 
 
-def _image(region: str) -> str:
+def _kms(rng: random.Random, account: str, region: str) -> str:
+    return f"arn:{aws_partition(region)}:kms:{region}:{account}:key/{rng.getrandbits(128):032x}"
+
+
+def _resource(
+    spec: ResourceSpec,
+    name: str,
+    arn: str,
+    created: float,
+    summary: dict[str, Any],
+    describe: dict[str, Any],
+    tags: list[dict[str, str]],
+    **attributes: Any,
+) -> FakeResource:
+    """One resource; its list summary names it with the spec's summary fields."""
+    head = {spec.list_name_field: name, spec.list_arn_field: arn, "CreationTime": created}
+    return FakeResource(spec.resource_type, name, arn, created, {**head, **summary}, describe, tags, **attributes)
+
+
+def _monitor_image(region: str) -> str:
     registry = _MONITOR_REGISTRY.get(region, _MONITOR_REGISTRY["us-east-1"])
     return f"{registry}.dkr.ecr.{region}.amazonaws.com/sagemaker-model-monitor-analyzer"
 
 
-def _definition_payload(
-    rng: random.Random, account: str, region: str, name: str, arn: str, created: float, endpoint_name: str
+def _job_input(
+    rng: random.Random, monitor_type: str, endpoint: str, problem: str, bucket: str, name: str
 ) -> dict[str, Any]:
+    """{T}JobInput: EndpointInput with the attributes type T reads, GroundTruthS3Input where T compares
+    predictions with labels (ModelQuality, ModelBias)."""
+    block = endpoint_input(endpoint, probability=monitor_type == "ModelBias" or problem == "BinaryClassification")
+    if monitor_type == "DataQuality":
+        block = {k: v for k, v in block.items() if not k.endswith("Attribute")}
+    elif monitor_type in ("ModelBias", "ModelExplainability"):
+        block["FeaturesAttribute"] = "features"
+        if rng.random() < 0.5:
+            block |= {"StartTimeOffset": "-PT1H", "EndTimeOffset": "-PT0H"}
+    job_input: dict[str, Any] = {"EndpointInput": block}
+    if monitor_type in ("ModelQuality", "ModelBias"):
+        job_input["GroundTruthS3Input"] = {"S3Uri": f"{bucket}/ground-truth/{name}"}
+    return job_input
+
+
+def _definition(
+    rng: random.Random, monitor_type: str, account: str, region: str, name: str, endpoint: str
+) -> FakeResource:
+    """A {T}JobDefinition: its list summary and its Describe{T}JobDefinition answer, in AWS's shapes."""
+    spec = JOB_DEFINITION_SPECS[monitor_type]
+    arn = _arn(region, account, spec, name)
+    created = _ts(rng)
     bucket = f"s3://sagemaker-{region}-{account}"
     problem = rng.choice(_PROBLEM_TYPES)
-    kms = f"arn:aws:kms:{region}:{account}:key/{rng.getrandbits(128):032x}"
+    kms = _kms(rng, account, region)
     output = monitoring_output(bucket, name)
     if rng.random() < 0.4:
         output["KmsKeyId"] = kms
@@ -252,24 +450,32 @@ def _definition_payload(
     }
     if rng.random() < 0.4:
         cluster["VolumeKmsKeyId"] = kms
+    app: dict[str, Any] = {"ImageUri": _monitor_image(region)}
+    if monitor_type == "ModelQuality":
+        app["ProblemType"] = problem
+    elif monitor_type == "DataQuality":
+        if rng.random() < 0.2:
+            app["RecordPreprocessorSourceUri"] = f"{bucket}/code/{name}/preprocessor.py"
+    else:  # ModelBias, ModelExplainability: SageMaker Clarify, configured by an analysis config
+        app = {"ImageUri": _CLARIFY_IMAGE.format(region=region), "ConfigUri": f"{bucket}/clarify/{name}/analysis.json"}
     body: dict[str, Any] = {
-        "JobDefinitionArn": arn,
-        "JobDefinitionName": name,
+        spec.arn_field: arn,
+        spec.name_field: name,
         "CreationTime": created,
-        "ModelQualityAppSpecification": {"ImageUri": _image(region), "ProblemType": problem},
-        "ModelQualityJobInput": {
-            "EndpointInput": endpoint_input(endpoint_name, probability=problem == "BinaryClassification"),
-            "GroundTruthS3Input": {"S3Uri": f"{bucket}/ground-truth/{name}"},
-        },
-        "ModelQualityJobOutputConfig": output,
+        f"{monitor_type}AppSpecification": app,
+        f"{monitor_type}JobInput": _job_input(rng, monitor_type, endpoint, problem, bucket, name),
+        f"{monitor_type}JobOutputConfig": output,
         "JobResources": {"ClusterConfig": cluster},
-        "RoleArn": f"arn:aws:iam::{account}:role/{EXECUTION_ROLE}",
+        "RoleArn": f"arn:{aws_partition(region)}:iam::{account}:role/{EXECUTION_ROLE}",
     }
     if rng.random() < 0.7:
-        body["ModelQualityBaselineConfig"] = {
+        baseline: dict[str, Any] = {
             "BaseliningJobName": f"{name}-baseline",
             "ConstraintsResource": {"S3Uri": f"{bucket}/baselines/{name}/constraints.json"},
         }
+        if monitor_type == "DataQuality":
+            baseline["StatisticsResource"] = {"S3Uri": f"{bucket}/baselines/{name}/statistics.json"}
+        body[f"{monitor_type}BaselineConfig"] = baseline
     if rng.random() < 0.6:
         net: dict[str, Any] = {
             "EnableInterContainerTrafficEncryption": rng.random() < 0.6,
@@ -283,51 +489,142 @@ def _definition_payload(
         body["NetworkConfig"] = net
     if rng.random() < 0.5:
         body["StoppingCondition"] = {"MaxRuntimeInSeconds": rng.choice((1800, 3600))}
-    return body
+    tags = _tags(rng, rng.randint(0, 10))
+    return _resource(spec, name, arn, created, {"EndpointName": endpoint}, body, tags, endpoint_name=endpoint)
 
 
-def _region_fleet(seed: int, account: str, region: str, n_defs: int, schedule_ratio: float) -> RegionFleet:
+def _endpoint_config(
+    rng: random.Random, account: str, region: str, endpoint: str, name: str, created: float
+) -> FakeResource:
+    """An endpoint config (DescribeEndpointConfig): variants, maybe a DataCaptureConfig and a KMS key."""
+    spec = ENDPOINT_CONFIG_SPEC
+    arn = _arn(region, account, spec, name)
+    bucket = f"s3://sagemaker-{region}-{account}"
+    n_variants = 1 if rng.random() < 0.85 else 2
+    variants = [
+        {
+            "VariantName": "AllTraffic" if n_variants == 1 else f"variant-{k + 1}",
+            "ModelName": f"{endpoint}-model-{k + 1}",
+            "InitialInstanceCount": rng.choice((1, 1, 2, 4)),
+            "InstanceType": rng.choice(_INSTANCE_TYPES),
+            "InitialVariantWeight": 1.0 / n_variants,
+        }
+        for k in range(n_variants)
+    ]
+    body: dict[str, Any] = {spec.name_field: name, spec.arn_field: arn, "ProductionVariants": variants}
+    if rng.random() < CAPTURE_CONFIGURED:
+        capture: dict[str, Any] = {
+            "EnableCapture": rng.random() < 0.9,
+            "InitialSamplingPercentage": rng.choice((100, 100, 50, 20)),
+            "DestinationS3Uri": f"{bucket}/datacapture/{endpoint}",
+            "CaptureOptions": [{"CaptureMode": mode} for mode in rng.choice(_CAPTURE_MODES)],
+        }
+        if rng.random() < 0.3:
+            capture["KmsKeyId"] = _kms(rng, account, region)
+        if rng.random() < 0.3:
+            capture["CaptureContentTypeHeader"] = {"CsvContentTypes": ["text/csv"]}
+        body["DataCaptureConfig"] = capture
+    if rng.random() < 0.3:
+        body["KmsKeyId"] = _kms(rng, account, region)
+    body["CreationTime"] = created
+    if rng.random() < 0.2:
+        body["EnableNetworkIsolation"] = True
+    return _resource(spec, name, arn, created, {}, body, _tags(rng, rng.randint(0, 6)))
+
+
+def _capture_summary(rng: random.Random, config: FakeResource) -> dict[str, Any] | None:
+    """DescribeEndpoint's DataCaptureConfigSummary, from the config it runs: now and then capture stopped
+    (e.g. its bucket went away) or sampling turned down to 0%."""
+    capture = (config.describe or {}).get("DataCaptureConfig")
+    if capture is None:
+        return None
+    enabled = capture["EnableCapture"]
+    summary = {
+        "EnableCapture": enabled,
+        "CaptureStatus": "Started" if enabled and rng.random() < 0.9 else "Stopped",
+        "CurrentSamplingPercentage": 0 if rng.random() < 0.05 else capture["InitialSamplingPercentage"],
+        "DestinationS3Uri": capture["DestinationS3Uri"],
+    }
+    if "KmsKeyId" in capture:
+        summary["KmsKeyId"] = capture["KmsKeyId"]
+    return summary
+
+
+def _endpoint(rng: random.Random, account: str, region: str, name: str) -> list[FakeResource]:
+    """An endpoint (DescribeEndpoint) and its endpoint configs: the one it runs, and with CONFIG_REPLACED the
+    one it ran before (configs are immutable: an update moves the endpoint to a new config)."""
+    spec = ENDPOINT_SPEC
+    created = _ts(rng)
+    configs = [_endpoint_config(rng, account, region, name, f"{name}-config-v1", round(created - 600, 3))]
+    if rng.random() < CONFIG_REPLACED:
+        later = round(created + rng.uniform(86400, 86400 * 60), 3)
+        configs.append(_endpoint_config(rng, account, region, name, f"{name}-config-v2", later))
+    current = configs[-1]
+    modified = round(max(created, current.created) + rng.uniform(60, 86400 * 30), 3)
+    status = rng.choice(_ENDPOINT_STATUSES)
+    arn = _arn(region, account, spec, name)
+    body: dict[str, Any] = {spec.name_field: name, spec.arn_field: arn, "EndpointConfigName": current.name}
+    if status != "Creating":
+        image = _INFERENCE_IMAGE.format(region=region)
+        body["ProductionVariants"] = [
+            {
+                "VariantName": v["VariantName"],
+                "DeployedImages": [
+                    {
+                        "SpecifiedImage": image,
+                        "ResolvedImage": f"{image.split(':')[0]}@sha256:{rng.getrandbits(256):064x}",
+                        "ResolutionTime": current.created,
+                    }
+                ],
+                "CurrentWeight": v["InitialVariantWeight"],
+                "DesiredWeight": v["InitialVariantWeight"],
+                "CurrentInstanceCount": v["InitialInstanceCount"],
+                "DesiredInstanceCount": v["InitialInstanceCount"],
+            }
+            for v in (current.describe or {})["ProductionVariants"]
+        ]
+    capture = _capture_summary(rng, current)
+    if capture is not None:
+        body["DataCaptureConfig"] = capture
+    body["EndpointStatus"] = status
+    if status == "Failed":
+        body["FailureReason"] = "The primary container for production variant AllTraffic did not pass the ping check."
+    body |= {"CreationTime": created, "LastModifiedTime": modified}
+    summary = {"LastModifiedTime": modified, "EndpointStatus": status}
+    tags = _tags(rng, rng.randint(0, 10))
+    return [_resource(spec, name, arn, created, summary, body, tags, status=status), *configs]
+
+
+def _region_fleet(
+    seed: int, account: str, region: str, n_defs: int, schedule_ratio: float, monitor_shares: Mapping[str, float]
+) -> RegionFleet:
     # One generator per (account, region): adding accounts or regions never changes the existing ones.
     rng = random.Random(f"{seed}/{account}/{region}")
     rf = RegionFleet(account, region)
     purposes = [_PURPOSES[i % len(_PURPOSES)] for i in range(n_defs)]
     endpoint_names = [f"{p}-{i:02d}-ep" for i, p in enumerate(purposes)]
-    endpoint_names += [f"adhoc-{i:02d}-ep" for i in range(rng.randint(0, 3))]  # nobody monitors these
+    endpoint_names += [f"adhoc-{i:02d}-ep" for i in range(rng.randint(0, 3))]  # no ModelQuality monitor
     for name in endpoint_names:
-        created = _ts(rng)
-        arn = _arn(region, account, "endpoint", name)
-        status = rng.choice(_ENDPOINT_STATUSES)
-        summary = {
-            "EndpointName": name,
-            "EndpointArn": arn,
-            "CreationTime": created,
-            "LastModifiedTime": round(created + rng.uniform(0, 86400 * 30), 3),
-            "EndpointStatus": status,
-        }
-        rf.endpoints.append(FakeResource("endpoint", name, arn, created, summary, None, [], status=status))
+        for resource in _endpoint(rng, account, region, name):
+            rf.add(resource)
     for i, purpose in enumerate(purposes):
-        name = f"mq-{purpose}-{i:02d}"
-        arn = _arn(region, account, "model-quality-job-definition", name)
-        created = _ts(rng)
         # About one definition in ten outlives its endpoint (deleted or renamed).
         endpoint = endpoint_names[i] if rng.random() < 0.9 else f"{purpose}-{i:02d}-retired"
-        describe = _definition_payload(rng, account, region, name, arn, created, endpoint)
-        summary = {
-            "MonitoringJobDefinitionName": name,
-            "MonitoringJobDefinitionArn": arn,
-            "CreationTime": created,
-            "EndpointName": endpoint,
-        }
-        tags = _tags(rng, rng.randint(0, 10))
-        rf.definitions.append(
-            FakeResource("definition", name, arn, created, summary, describe, tags, endpoint_name=endpoint)
-        )
+        definition = _definition(rng, "ModelQuality", account, region, f"mq-{purpose}-{i:02d}", endpoint)
+        rf.add(definition)
         if rng.random() < schedule_ratio:
-            rf.schedules.append(_schedule(rng, account, region, name, endpoint, created, "ModelQuality"))
-    if endpoint_names and rng.random() < 0.2:  # a DataQuality schedule the ModelQuality filter must drop
-        rf.schedules.append(
-            _schedule(rng, account, region, f"dq-{endpoint_names[0]}", endpoint_names[0], _ts(rng), "DataQuality")
-        )
+            rf.add(_schedule(rng, account, region, definition.name, endpoint, definition.created, "ModelQuality"))
+    for endpoint in endpoint_names:
+        for monitor_type, share in monitor_shares.items():
+            if rng.random() >= share:
+                continue
+            name = f"{monitor_prefix(monitor_type)}-{endpoint}"
+            definition = _definition(rng, monitor_type, account, region, name, endpoint)
+            deleted = rng.random() < DEFINITION_DELETED  # its schedule outlived it
+            if not deleted:
+                rf.add(definition)
+            if deleted or rng.random() < OTHER_MONITOR_SCHEDULED:
+                rf.add(_schedule(rng, account, region, name, endpoint, definition.created, monitor_type))
     rf.index()
     return rf
 
@@ -341,9 +638,10 @@ def _schedule(
     after: float,
     monitoring_type: str,
 ) -> FakeResource:
+    spec = MONITORING_SCHEDULE_SPEC
     hourly = rng.random() < 0.7
     name = f"{definition}-{'hourly' if hourly else 'daily'}"
-    arn = _arn(region, account, "monitoring-schedule", name)
+    arn = _arn(region, account, spec, name)
     created = round(after + rng.uniform(60, 86400 * 7), 3)
     modified = round(created + rng.uniform(0, 86400 * 60), 3)
     status = rng.choice(_SCHEDULE_STATUSES)
@@ -353,8 +651,8 @@ def _schedule(
         "MonitoringType": monitoring_type,
     }
     describe: dict[str, Any] = {
-        "MonitoringScheduleArn": arn,
-        "MonitoringScheduleName": name,
+        spec.arn_field: arn,
+        spec.name_field: name,
         "MonitoringScheduleStatus": status,
         "MonitoringType": monitoring_type,
         "CreationTime": created,
@@ -374,7 +672,7 @@ def _schedule(
             "CreationTime": scheduled + 120,
             "LastModifiedTime": scheduled + 900,
             "MonitoringExecutionStatus": execution,
-            "ProcessingJobArn": _arn(region, account, "processing-job", job),
+            "ProcessingJobArn": f"arn:{aws_partition(region)}:sagemaker:{region}:{account}:processing-job/{job}",
             "EndpointName": endpoint,
             "MonitoringJobDefinitionName": definition,
             "MonitoringType": monitoring_type,
@@ -383,24 +681,20 @@ def _schedule(
             last["FailureReason"] = "AlgorithmError: Error: Ground truth data not found."
         describe["LastMonitoringExecutionSummary"] = last
     summary = {
-        "MonitoringScheduleName": name,
-        "MonitoringScheduleArn": arn,
-        "CreationTime": created,
         "LastModifiedTime": modified,
         "MonitoringScheduleStatus": status,
         "MonitoringType": monitoring_type,
         "EndpointName": endpoint,
         "MonitoringJobDefinitionName": definition,
     }
-    tags = _tags(rng, rng.randint(0, 10))
-    return FakeResource(
-        "schedule",
+    return _resource(
+        spec,
         name,
         arn,
         created,
         summary,
         describe,
-        tags,
+        _tags(rng, rng.randint(0, 10)),
         monitoring_type=monitoring_type,
         status=status,
         endpoint_name=endpoint,
@@ -415,16 +709,23 @@ def generate_fleet(
     *,
     seed: int = 1,
     min_definitions: int = 0,
-    schedule_ratio: float = 0.6,
+    schedule_ratio: float = MODEL_QUALITY_SCHEDULE_RATIO,
+    monitor_shares: Mapping[str, float] = OTHER_MONITOR_SHARE,
     role_name: str = DEFAULT_ROLE_NAME,
 ) -> Fleet:
-    """A deterministic org: ``accounts`` ACTIVE accounts x ``regions``, each with ``min..max`` definitions,
-    an endpoint per definition (+0-3 unmonitored ones), ModelQuality schedules for ~``schedule_ratio`` of the
-    definitions and now and then a DataQuality schedule. Same arguments, same fleet."""
+    """A deterministic org: ``accounts`` ACTIVE accounts x ``regions``, each with ``min..max`` ModelQuality
+    definitions, an endpoint per definition (+0-3 more) with its endpoint config(s), ModelQuality schedules for
+    ~``schedule_ratio`` of the definitions, and per endpoint the other monitor types with ``monitor_shares``.
+    Same arguments, same fleet."""
     if accounts < 1:
         raise ValueError("need at least one account")
     if not 0 <= min_definitions <= max_definitions:
         raise ValueError("need 0 <= min_definitions <= max_definitions")
+    unknown = set(monitor_shares) - set(MONITOR_TYPES) | ({"ModelQuality"} & set(monitor_shares))
+    if unknown:
+        raise ValueError(f"monitor_shares: not another monitoring type: {sorted(unknown)}")
+    if len({aws_partition(r) for r in regions}) != 1:
+        raise ValueError(f"the regions {', '.join(regions)} must lie in one partition")
     rng = random.Random(seed)
     ids = [f"{n:012d}" for n in rng.sample(range(10**11, 10**12), accounts)]
     names = {a: ("management" if i == 0 else f"ml-{i:04d}") for i, a in enumerate(ids)}
@@ -432,7 +733,7 @@ def generate_fleet(
     for account in ids:
         for region in regions:
             n = random.Random(f"{seed}/{account}/{region}/n").randint(min_definitions, max_definitions)
-            resources[(account, region)] = _region_fleet(seed, account, region, n, schedule_ratio)
+            resources[(account, region)] = _region_fleet(seed, account, region, n, schedule_ratio, monitor_shares)
     return Fleet(ids, names, tuple(regions), role_name, seed, max_definitions, resources)
 
 
@@ -441,7 +742,8 @@ def generate_fleet(
 # --------------------------------------------------------------------------------------------------
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
-_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(?:[^/]+/)*([^/]+)$")
+_ROLE_ARN = re.compile(r"^arn:(aws[\w-]*):iam::(\d{12}):role/(?:[^/]+/)*([^/]+)$")
+_INVALID_TOKEN = "The security token included in the request is invalid."
 
 
 class ApiError(Exception):
@@ -479,17 +781,12 @@ def _page(op: str, items: list[Any], params: dict[str, Any], default: int, maxim
     return items[start:end], (_encode_token(op, end) if end < len(items) else None)
 
 
-def _list(op: str, items: list[Any], params: dict[str, Any], result_key: str, equals: dict[str, str]) -> dict[str, Any]:
-    """A SageMaker List* answer: sorted, filtered (`equals`: request parameter -> attribute, and
-    NameContains), one page of summaries."""
-    items = _sorted(items, params)
-    for param, attr in equals.items():
-        if params.get(param):
-            items = [r for r in items if getattr(r, attr) == params[param]]
-    if params.get("NameContains"):
-        items = [r for r in items if params["NameContains"] in r.name]
+def _list(op: str, items: list[FakeResource], params: dict[str, Any], spec: ResourceSpec) -> dict[str, Any]:
+    """A SageMaker List* answer: sorted, filtered (the spec's list filters and NameContains), one page of
+    summaries under the spec's result key."""
+    items = _filtered(_sorted(items, params), spec, params)
     page, token = _page(op, items, params, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)
-    return _with_token({result_key: [r.summary for r in page]}, token)
+    return _with_token({spec.list_result_key: [r.summary for r in page]}, token)
 
 
 def _sorted(items: list[FakeResource], params: dict[str, Any]) -> list[FakeResource]:
@@ -506,6 +803,32 @@ def _sorted(items: list[FakeResource], params: dict[str, Any]) -> list[FakeResou
     return sorted(items, key=key, reverse=order == "Descending")
 
 
+def _routes() -> dict[str, tuple[str, ResourceSpec]]:
+    """SageMaker operation -> ("list" | "describe", its spec), from the registry (ListTags is served apart)."""
+    routes: dict[str, tuple[str, ResourceSpec]] = {}
+    for spec in RESOURCE_SPECS:
+        operations = spec.api_operations  # (List..., Describe... if described, ListTags if tagged)
+        routes[operations[0]] = ("list", spec)
+        if spec.describe_operation:
+            routes[operations[1]] = ("describe", spec)
+    return routes
+
+
+_ROUTES = _routes()
+
+
+def _not_found(spec: ResourceSpec, region: str, account: str, name: str) -> ApiError:
+    """What SageMaker answers for a describe of a name that does not exist (endpoints and endpoint configs:
+    ValidationException; job definitions and schedules: ResourceNotFound)."""
+    arn = _arn(region, account, spec, name)
+    if spec is ENDPOINT_SPEC:
+        return ApiError("ValidationException", f'Could not find endpoint "{arn}".')
+    if spec is ENDPOINT_CONFIG_SPEC:
+        return ApiError("ValidationException", f'Could not find endpoint configuration "{arn}".')
+    what = "job definition" if spec.monitor_type else spec.resource_type.replace("_", " ")
+    return ApiError("ResourceNotFound", f"Could not find {what} '{arn}'.")
+
+
 class BenchServer:
     """The fake AWS. ``rate`` None or <= 0 disables throttling; ``burst`` defaults to ``rate``."""
 
@@ -518,10 +841,12 @@ class BenchServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        disabled_regions: dict[str, set[str]] | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost"):
             raise ValueError("the bench server only listens on 127.0.0.1")
         self.fleet = fleet
+        self.disabled_regions = {a: frozenset(rs) for a, rs in (disabled_regions or {}).items()}
         self.host, self.port = host, port
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -588,6 +913,8 @@ class BenchServer:
             self.by_operation: dict[str, list[int]] = {}
             self.by_bucket: dict[str, list[float]] = {}  # [calls, throttled, first, last]
             self.by_account: dict[str, list[float]] = {}
+            self.by_scope: dict[str, int] = {}
+            self.refused = 0
             self._buckets = {}
             self._cpu_mark = time.process_time()
             self._wall_mark = time.time()
@@ -605,6 +932,8 @@ class BenchServer:
                 "by_account": {
                     k: {"first": v[0], "last": v[1], "calls": int(v[2])} for k, v in sorted(self.by_account.items())
                 },
+                "by_scope": dict(sorted(self.by_scope.items())),
+                "refused": self.refused,
                 "server_cpu_s": round(time.process_time() - self._cpu_mark, 4),
                 "since_s": round(time.time() - self._wall_mark, 3),
                 "latency_s": self.latency_s,
@@ -648,6 +977,29 @@ class BenchServer:
                 acct[2] += 1
         return ok
 
+    def refusal(self, service: str, region: str | None, account: str) -> ApiError | None:
+        """Why AWS would refuse a request signed for `service` in `region` with `account`'s credentials, if it
+        would: another partition's region, Organizations outside its one region, an opt-in region the account
+        has not enabled. Counts the request's credential scope."""
+        with self._lock:
+            key = f"{service}/{region}"
+            self.by_scope[key] = self.by_scope.get(key, 0) + 1
+        error = None
+        try:
+            foreign = region is None or aws_partition(region) != self.fleet.partition
+        except KeyError:
+            foreign = True
+        if foreign or region in self.disabled_regions.get(account, ()):
+            error = ApiError("InvalidClientTokenId", _INVALID_TOKEN, 403)
+            if service != "sts":
+                error = ApiError("UnrecognizedClientException", _INVALID_TOKEN)
+        elif service == "organizations" and region != organizations_region(region):
+            error = ApiError("InvalidSignatureException", "Credential should be scoped to a valid region.")
+        if error is not None:
+            with self._lock:
+                self.refused += 1
+        return error
+
     def request_id(self) -> str:
         return f"bench-{next(self._request_ids):012d}"
 
@@ -662,37 +1014,6 @@ class BenchServer:
 
     def sagemaker(self, op: str, account: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
         rf = self.fleet.region(account, region) or RegionFleet(account, region)
-        if op == "ListModelQualityJobDefinitions":
-            return _list(op, rf.definitions, params, "JobDefinitionSummaries", {"EndpointName": "endpoint_name"})
-        if op == "DescribeModelQualityJobDefinition":
-            name = params.get("JobDefinitionName", "")
-            definition = rf.definitions_by_name.get(name)
-            if definition is None:
-                raise ApiError(
-                    "ResourceNotFound",
-                    f"Could not find model quality job definition "
-                    f"'{_arn(region, account, 'model-quality-job-definition', name)}'.",
-                )
-            return definition.describe or {}
-        if op == "ListEndpoints":
-            return _list(op, rf.endpoints, params, "Endpoints", {"StatusEquals": "status"})
-        if op == "ListMonitoringSchedules":
-            equals = {
-                "MonitoringTypeEquals": "monitoring_type",
-                "EndpointName": "endpoint_name",
-                "StatusEquals": "status",
-                "MonitoringJobDefinitionName": "job_definition_name",
-            }
-            return _list(op, rf.schedules, params, "MonitoringScheduleSummaries", equals)
-        if op == "DescribeMonitoringSchedule":
-            name = params.get("MonitoringScheduleName", "")
-            schedule = rf.schedules_by_name.get(name)
-            if schedule is None:
-                raise ApiError(
-                    "ResourceNotFound",
-                    f"Could not find monitoring schedule '{_arn(region, account, 'monitoring-schedule', name)}'.",
-                )
-            return schedule.describe or {}
         if op == "ListTags":
             arn = params.get("ResourceArn", "")
             resource = self.fleet.by_arn.get(arn)
@@ -701,7 +1022,17 @@ class BenchServer:
                 raise ApiError("ValidationException", f"Could not find resource {arn}")
             page, token = _page(op, resource.tags, params, TAGS_PAGE_DEFAULT, TAGS_PAGE_MAX)
             return _with_token({"Tags": page}, token)
-        raise ApiError("UnknownOperationException", f"Operation {op} is not supported by the bench server.")
+        route = _ROUTES.get(op)
+        if route is None:
+            raise ApiError("UnknownOperationException", f"Operation {op} is not supported by the bench server.")
+        action, spec = route
+        if action == "list":
+            return _list(op, rf.of(spec.resource_type), params, spec)
+        name = params.get(spec.describe_param or "", "")
+        resource = rf.by_name[spec.resource_type].get(name)
+        if resource is None:
+            raise _not_found(spec, region, account, name)
+        return resource.describe or resource.summary
 
     # -- Organizations -----------------------------------------------------------------------------
 
@@ -712,7 +1043,7 @@ class BenchServer:
         accounts = [
             {
                 "Id": a,
-                "Arn": f"arn:aws:organizations::{mgmt}:account/{ORG_ID}/{a}",
+                "Arn": f"arn:{self.fleet.partition}:organizations::{mgmt}:account/{ORG_ID}/{a}",
                 "Email": f"aws+{self.fleet.account_names[a]}@example.com",
                 "Name": self.fleet.account_names[a],
                 "Status": "ACTIVE",
@@ -730,19 +1061,29 @@ class BenchServer:
 
     # -- STS ---------------------------------------------------------------------------------------
 
-    def sts(self, action: str, params: dict[str, str], caller: str, access_key: str | None) -> str:
+    def sts(self, action: str, params: dict[str, str], caller: str, access_key: str | None, region: str) -> str:
         rid = self.request_id()
+        partition = self.fleet.partition
         if action == "AssumeRole":
             role_arn = params.get("RoleArn", "")
             match = _ROLE_ARN.match(role_arn)
-            if match is None or match[1] not in self.fleet.account_set or match[2] != self.fleet.role_name:
+            if match is not None and match[1] != partition:
+                raise ApiError("ValidationError", f'Partition "{match[1]}" is not valid for resource "{role_arn}".')
+            if match is None or match[2] not in self.fleet.account_set or match[3] != self.fleet.role_name:
                 raise ApiError(
                     "AccessDenied",
-                    f"User: arn:aws:iam::{caller}:user/bench is not authorized to perform: sts:AssumeRole "
+                    f"User: arn:{partition}:iam::{caller}:user/bench is not authorized to perform: sts:AssumeRole "
                     f"on resource: {role_arn}",
                     403,
                 )
-            account, role = match[1], match[2]
+            account, role = match[2], match[3]
+            if region in self.disabled_regions.get(account, ()):
+                raise ApiError(
+                    "RegionDisabledException",
+                    f"STS is not activated in this region for account:{account}. Your account administrator can "
+                    "activate STS in this region using the IAM Console.",
+                    403,
+                )
             session = params.get("RoleSessionName", "session")
             expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
             secret = hashlib.sha1(f"secret/{account}".encode()).hexdigest()[:40]
@@ -753,16 +1094,16 @@ class BenchServer:
                 f"<SecretAccessKey>{secret}</SecretAccessKey><SessionToken>{escape(token)}</SessionToken>"
                 f"<Expiration>{expires}</Expiration></Credentials>"
                 f"<AssumedRoleUser><AssumedRoleId>AROABENCH{account}:{escape(session)}</AssumedRoleId>"
-                f"<Arn>arn:aws:sts::{account}:assumed-role/{escape(role)}/{escape(session)}</Arn></AssumedRoleUser>"
-                f"</AssumeRoleResult><ResponseMetadata><RequestId>{rid}</RequestId></ResponseMetadata>"
-                "</AssumeRoleResponse>"
+                f"<Arn>arn:{partition}:sts::{account}:assumed-role/{escape(role)}/{escape(session)}</Arn>"
+                f"</AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>{rid}</RequestId>"
+                "</ResponseMetadata></AssumeRoleResponse>"
             )
         if action == "GetCallerIdentity":
             assumed = bool(access_key and access_key.startswith("ASIA") and access_key.endswith(AKID_SUFFIX))
             arn = (
-                f"arn:aws:sts::{caller}:assumed-role/{self.fleet.role_name}/sm-assets-bench"
+                f"arn:{partition}:sts::{caller}:assumed-role/{self.fleet.role_name}/sm-assets-bench"
                 if assumed
-                else f"arn:aws:iam::{caller}:user/bench"
+                else f"arn:{partition}:iam::{caller}:user/bench"
             )
             return (
                 f'<GetCallerIdentityResponse xmlns="{STS_NS}"><GetCallerIdentityResult>'
@@ -838,35 +1179,44 @@ class _Handler(BaseHTTPRequestHandler):
         service_name, _, op = target.partition(".")
         try:
             if service_name == "SageMaker":
+                refused = bench.refusal("sagemaker", region, caller)
                 admitted = bench._admit(f"sagemaker.{op}", caller, region or "us-east-1", throttle=True)
                 self._sleep()
+                if refused is not None:
+                    raise refused
                 if not admitted:
                     raise ApiError("ThrottlingException", "Rate exceeded")
                 params = json.loads(raw or b"{}")
                 self._json(200, bench.sagemaker(op, caller, region or "us-east-1", params))
             elif service_name == "AWSOrganizationsV20161128":
+                refused = bench.refusal("organizations", region, caller)
                 bench._admit(f"organizations.{op}", caller, None, throttle=False)
                 self._sleep()
+                if refused is not None:
+                    raise refused
                 self._json(200, bench.organizations(op, json.loads(raw or b"{}")))
             elif service == "sts" or (not target and raw.startswith(b"Action=")):
-                self._sts(raw, caller, access_key)
+                self._sts(raw, caller, access_key, region)
             else:
                 bench._admit(f"unknown.{target or self.path}", caller, None, throttle=False)
                 raise ApiError("UnknownOperationException", f"unsupported request {target or self.path}")
         except ApiError as exc:
             self._json_error(exc)
 
-    def _sts(self, raw: bytes, caller: str, access_key: str | None) -> None:
+    def _sts(self, raw: bytes, caller: str, access_key: str | None, region: str | None) -> None:
         params = {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
         action = params.get("Action", "")
         target_account = caller
         if action == "AssumeRole":
             match = _ROLE_ARN.match(params.get("RoleArn", ""))
-            target_account = match[1] if match else caller  # AssumeRole time belongs to the account it opens
+            target_account = match[2] if match else caller  # AssumeRole time belongs to the account it opens
+        refused = self.bench.refusal("sts", region, caller)
         self.bench._admit(f"sts.{action}", target_account, None, throttle=False)
         self._sleep()
         try:
-            self._send(200, self.bench.sts(action, params, caller, access_key).encode(), "text/xml")
+            if refused is not None:
+                raise refused
+            self._send(200, self.bench.sts(action, params, caller, access_key, region or "").encode(), "text/xml")
         except ApiError as exc:
             self._xml_error(exc)
 

@@ -4,7 +4,8 @@
 One run measures, against the same fleet and the same server (a separate process, so its CPU never counts
 as the client's):
 
-  (a) a sequential plain-boto3 loop making the same calls (default botocore retry config);
+  (a) a sequential plain-boto3 loop making the same calls (default botocore retry config): the product's scope,
+      every resource type of the registry (RESOURCE_SPECS) listed, described and tagged;
   (b) the bare collector: ``sm_assets.core.collection.collect_accounts`` as the raw asset runs it (worker
       processes, accounts in flight), storing nothing;
   (c) ``sm-assets refresh`` as a subprocess (process start included);
@@ -13,7 +14,9 @@ as the client's):
   (e) a second ``sm-assets refresh`` of the unchanged fleet (API-call reduction from incremental collection);
   (g) (e) again with another process holding the DuckDB file open read-only for the whole refresh, alternated
       with plain runs (e'), (g'): a reader must not change the refresh time;
-  (f) the day's tables + reports over 100k and 1M synthetic raw definitions, peak RSS in child processes.
+  (f) the day's tables + every report table over 100k and 1M synthetic raw ModelQuality definitions (with the
+      endpoints, endpoint configs, other monitor types and schedules around them, in the fleet's proportions),
+      peak RSS in child processes.
 
 Every refresh also records its peak resident memory (the refresh process, and with its collector workers).
 
@@ -55,13 +58,22 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.fake_aws_bench import (  # noqa: E402 - needs the repo on sys.path when run as a script
+    CAPTURE_CONFIGURED,
+    CONFIG_REPLACED,
     DEFAULT_LATENCY_S,
     DEFAULT_RATE,
     DEFAULT_REGIONS,
     DEFAULT_ROLE_NAME,
+    DEFINITION_DELETED,
+    MODEL_QUALITY_SCHEDULE_RATIO,
+    OTHER_MONITOR_SCHEDULED,
+    OTHER_MONITOR_SHARE,
     Fleet,
     generate_fleet,
+    monitor_prefix,
+    type_label,
 )
+from sm_assets.core.specs import RESOURCE_SPECS  # noqa: E402
 
 RESULTS = Path("benchmarks") / "results.md"  # relative to the checkout the run was started from
 QUICK_ACCOUNTS = 5
@@ -286,7 +298,9 @@ def account_setup_cpu_ms(settings: Any, repeats: int = 5) -> float:
 
 
 def baseline_loop(regions: Sequence[str], role_name: str) -> tuple[int, int]:
-    """The obvious sequential boto3 script: default clients, no threads. Returns (items, failed calls)."""
+    """The obvious sequential boto3 script: default clients, no threads, the product's scope (every resource type
+    of the registry: list every page, describe each resource, read every page of its tags). Returns (items,
+    failed calls)."""
     import boto3
     from botocore.exceptions import ClientError
 
@@ -315,34 +329,19 @@ def baseline_loop(regions: Sequence[str], role_name: str) -> tuple[int, int]:
         )
         for region in regions:
             sm = member.client("sagemaker", region_name=region)
-            jobs: list[tuple[str, dict[str, Any]]] = [
-                ("list_model_quality_job_definitions", {}),
-                ("list_endpoints", {}),
-                ("list_monitoring_schedules", {"MonitoringTypeEquals": "ModelQuality"}),
-            ]
-            for operation, params in jobs:
+            for spec in RESOURCE_SPECS:
                 try:
-                    for page in sm.get_paginator(operation).paginate(**params):
-                        if operation == "list_endpoints":
-                            items += len(page["Endpoints"])
-                            continue
-                        if operation == "list_model_quality_job_definitions":
-                            summaries = [
-                                (s["MonitoringJobDefinitionName"], s["MonitoringJobDefinitionArn"])
-                                for s in page["JobDefinitionSummaries"]
-                            ]
-                        else:
-                            summaries = [
-                                (s["MonitoringScheduleName"], s["MonitoringScheduleArn"])
-                                for s in page["MonitoringScheduleSummaries"]
-                            ]
-                        for name, arn in summaries:
+                    for page in sm.get_paginator(spec.list_operation).paginate(**spec.list_params):
+                        for summary in page[spec.list_result_key]:
                             try:
-                                if operation == "list_model_quality_job_definitions":
-                                    sm.describe_model_quality_job_definition(JobDefinitionName=name)
-                                else:
-                                    sm.describe_monitoring_schedule(MonitoringScheduleName=name)
-                                [t for p in sm.get_paginator("list_tags").paginate(ResourceArn=arn) for t in p["Tags"]]
+                                if spec.describe_operation:
+                                    describe = getattr(sm, spec.describe_operation)
+                                    describe(**{spec.describe_param: summary[spec.list_name_field]})
+                                if spec.with_tags:
+                                    tag_pages = sm.get_paginator("list_tags").paginate(
+                                        ResourceArn=summary[spec.list_arn_field]
+                                    )
+                                    [t for p in tag_pages for t in p["Tags"]]
                                 items += 1
                             except ClientError:
                                 failures += 1
@@ -352,8 +351,7 @@ def baseline_loop(regions: Sequence[str], role_name: str) -> tuple[int, int]:
 
 
 def expected_resources(fleet: Fleet) -> int:
-    t = fleet.totals()
-    return t["definitions"] + t["endpoints"] + t["model_quality_schedules"]
+    return fleet.totals()["resources"]
 
 
 def phase_baseline(server: RemoteBench, args: argparse.Namespace) -> Phase:
@@ -712,32 +710,45 @@ def _tag_pool(seed: int, size: int = 64) -> list[str | None]:
 
 
 def synthetic_lake(lake_dir: Path, n_definitions: int, regions: Sequence[str], per_account: int, seed: int) -> dict:
-    """Write one day of account snapshots holding ``n_definitions`` raw definitions (+ one endpoint each,
-    ModelQuality schedules for 60% of them, and the collection status) exactly as the raw asset stores them:
-    one raw file per account (every resource type, a row group each) and its status file.
-    Vectorized: string columns are assembled with Arrow compute, one chunk of accounts at a time."""
+    """Write one day of account snapshots holding ``n_definitions`` raw ModelQuality definitions and, in the
+    benchmark fleet's proportions (benchmarks/fake_aws_bench.py), everything the day's tables build around them:
+    an endpoint per definition with its endpoint config (CONFIG_REPLACED of them with an older config too), a
+    ModelQuality schedule for MODEL_QUALITY_SCHEDULE_RATIO of the definitions, DataQuality / ModelBias /
+    ModelExplainability definitions and schedules on OTHER_MONITOR_SHARE of the endpoints, and the collection
+    status, exactly as the raw asset stores them: one raw file per account (every resource type, a row group
+    each) and its status file. Vectorized: string columns are assembled with Arrow compute, one chunk of
+    accounts at a time. Returns the rows written per resource type (+ "definitions": the ModelQuality ones)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from sm_assets.core import lake, layout
     from sm_assets.core.schemas import COLLECTION_STATUS_SCHEMA, RAW_SCHEMA
-    from sm_assets.core.specs import RESOURCE_SPECS
+    from sm_assets.core.specs import (
+        ENDPOINT_CONFIG_SPEC,
+        ENDPOINT_SPEC,
+        JOB_DEFINITION_SPECS,
+        MONITORING_SCHEDULE_SPEC,
+    )
 
     rng = np.random.default_rng(seed)
     n_accounts = max(1, -(-n_definitions // per_account))
     accounts = sorted({f"{n:012d}" for n in rng.integers(10**11, 10**12, 2 * n_accounts + 10)})
     accounts = [accounts[i] for i in rng.permutation(len(accounts))[:n_accounts]]
     now = datetime.now(UTC).replace(microsecond=0)
+    now_epoch = int(now.timestamp())
     day = now.date()
     tag_pool = pa.array(_tag_pool(seed), pa.string())
     n_regions = len(regions)
     region_arr = pa.array(list(regions), pa.string())
     resource_types = [spec.resource_type for spec in RESOURCE_SPECS]
-    counts = {"definitions": 0, "endpoints": 0, "schedules": 0, "files": 0}
+    counts: dict[str, int] = {t: 0 for t in resource_types} | {"files": 0}
 
     def choice(options: Sequence[str], n: int) -> pa.Array:
         return pc.take(pa.array(list(options), pa.string()), pa.array(rng.integers(0, len(options), n)))
+
+    def flag(p: float, n: int) -> np.ndarray:
+        return rng.random(n) < p
 
     def iso(epoch: np.ndarray) -> pa.Array:
         # Whole seconds, formatted as the collector stores them (datetime.isoformat of a UTC time).
@@ -750,23 +761,184 @@ def synthetic_lake(lake_dir: Path, n_definitions: int, regions: Sequence[str], p
     def optional(mask: np.ndarray, text: pa.Array) -> pa.Array:
         return pc.if_else(pa.array(mask), text, "")
 
-    def raw(account: pa.Array, region: pa.Array, resource_type: str, arn: pa.Array, name: pa.Array,
-            describe: pa.Array, tags: pa.Array | None) -> pa.Table:  # fmt: skip
+    def json_bool(mask: np.ndarray) -> pa.Array:
+        return pc.if_else(pa.array(mask), "true", "false")
+
+    def tags(n: int) -> pa.Array:
+        return pc.take(tag_pool, pa.array(rng.integers(0, len(tag_pool), n)))
+
+    def raw(base: dict[str, Any], sel: np.ndarray, resource_type: str, arn: pa.Array, name: pa.Array,
+            describe: pa.Array) -> tuple[pa.Table, np.ndarray, np.ndarray]:  # fmt: skip
+        """A resource type's raw rows for the base rows `sel` (ascending: accounts stay in order), with the
+        account and region index of each row."""
         n = len(arn)
-        return pa.table(
+        table = pa.table(
             {
                 "snapshot_date": pa.array([day] * n, pa.date32()) if n else pa.array([], pa.date32()),
                 "collected_at": pa.array([now] * n, RAW_SCHEMA.field("collected_at").type),
-                "account_id": account,
-                "region": region,
+                "account_id": pc.take(base["account"], pa.array(sel)),
+                "region": pc.take(base["region"], pa.array(sel)),
                 "resource_type": pa.array([resource_type] * n, pa.string()),
                 "arn": arn,
                 "name": name,
                 "describe_json": describe,
-                "tags_json": tags if tags is not None else pa.nulls(n, pa.string()),
+                "tags_json": tags(n),
             },
             schema=RAW_SCHEMA,
         )
+        return table, base["acct_idx"][sel], base["reg_idx"][sel]
+
+    def definitions(base: dict[str, Any], monitor_type: str, sel: np.ndarray, name: pa.Array) -> tuple:
+        """Describe{T}JobDefinition answers of type T on the endpoints of the base rows `sel`."""
+        m, t = len(sel), monitor_type
+        spec = JOB_DEFINITION_SPECS[t]
+        account, region, bucket, endpoint, prefix, num = (
+            pc.take(base[k], pa.array(sel)) for k in ("account", "region", "bucket", "endpoint", "arn_prefix", "num")
+        )
+        arn = cat(prefix, spec.resource_type.replace("_", "-"), "/", name)
+        created = iso(base["created"][sel] + rng.integers(600, 86400 * 30, m))
+        kms = cat("arn:aws:kms:", region, ":", account, ":key/", pc.utf8_lpad(num, 32, "0"))
+        if t in ("ModelBias", "ModelExplainability"):  # SageMaker Clarify, configured by an analysis config
+            app = cat('{"ImageUri":"205585389593.dkr.ecr.', region, '.amazonaws.com/sagemaker-clarify-processing:1.0",'
+                      '"ConfigUri":"', bucket, "/clarify/", name, '/analysis.json"}')  # fmt: skip
+        else:
+            problem = cat(',"ProblemType":"', choice(_PROBLEMS, m), '"') if t == "ModelQuality" else ""
+            app = cat('{"ImageUri":"156813124566.dkr.ecr.', region, '.amazonaws.com/sagemaker-model-monitor-analyzer"',
+                      problem, "}")  # fmt: skip
+        attributes = {
+            "ModelQuality": ',"InferenceAttribute":"prediction","ProbabilityAttribute":"probability",'
+            '"ProbabilityThresholdAttribute":0.5',
+            "DataQuality": "",
+            "ModelBias": ',"FeaturesAttribute":"features","InferenceAttribute":"prediction",'
+            '"ProbabilityAttribute":"probability","ProbabilityThresholdAttribute":0.5',
+            "ModelExplainability": ',"FeaturesAttribute":"features","InferenceAttribute":"prediction"',
+        }[t]
+        ground_truth = (
+            cat(',"GroundTruthS3Input":{"S3Uri":"', bucket, "/ground-truth/", name, '"}')
+            if t in ("ModelQuality", "ModelBias")
+            else ""
+        )
+        statistics = (
+            cat(',"StatisticsResource":{"S3Uri":"', bucket, "/baselines/", name, '/statistics.json"}')
+            if t == "DataQuality"
+            else ""
+        )
+        describe = cat(
+            '{"JobDefinitionArn":"', arn, '","JobDefinitionName":"', name, '","CreationTime":"', created,
+            f'","{t}AppSpecification":', app,
+            f',"{t}JobInput":{{"EndpointInput":{{"EndpointName":"', endpoint,
+            '","LocalPath":"/opt/ml/processing/input/endpoint","S3InputMode":"File",'
+            '"S3DataDistributionType":"FullyReplicated"' + attributes + "}", ground_truth,
+            f'}},"{t}JobOutputConfig":{{"MonitoringOutputs":[{{"S3Output":{{"S3Uri":"', bucket,
+            "/monitoring/", name, '","LocalPath":"/opt/ml/processing/output","S3UploadMode":"EndOfJob"}}]',
+            optional(flag(0.4, m), cat(',"KmsKeyId":"', kms, '"')),
+            '},"JobResources":{"ClusterConfig":{"InstanceCount":', choice(("1", "1", "1", "2", "3"), m),
+            ',"InstanceType":"', choice(_INSTANCES, m), '","VolumeSizeInGB":', choice(("20", "30", "50"), m),
+            optional(flag(0.4, m), cat(',"VolumeKmsKeyId":"', kms, '"')),
+            '}},"RoleArn":"arn:aws:iam::', account, ':role/SageMakerModelMonitorExecutionRole"',
+            optional(
+                flag(0.7, m),
+                cat(f',"{t}BaselineConfig":{{"BaseliningJobName":"', name,
+                    '-baseline","ConstraintsResource":{"S3Uri":"', bucket, "/baselines/", name,
+                    '/constraints.json"}', statistics, "}"),
+            ),
+            optional(
+                flag(0.6, m),
+                cat(',"NetworkConfig":{"EnableInterContainerTrafficEncryption":', json_bool(flag(0.6, m)),
+                    ',"EnableNetworkIsolation":', json_bool(flag(0.5, m)),
+                    optional(flag(0.5, m),
+                             cat(',"VpcConfig":{"SecurityGroupIds":["sg-0', num, '"],"Subnets":["subnet-0', num,
+                                 'a","subnet-0', num, 'b"]}')),
+                    "}"),
+            ),
+            optional(flag(0.5, m), pa.array([',"StoppingCondition":{"MaxRuntimeInSeconds":3600}'] * m)),
+            "}",
+        )  # fmt: skip
+        return raw(base, sel, spec.resource_type, arn, name, describe)
+
+    def schedules(base: dict[str, Any], monitor_type: str, sel: np.ndarray, definition: pa.Array) -> tuple:
+        """DescribeMonitoringSchedule answers: hourly schedules of type T running `definition`; the last run
+        mostly within the hour, now and then hours old (stale), failed or never."""
+        m, t = len(sel), monitor_type
+        endpoint, prefix = (pc.take(base[k], pa.array(sel)) for k in ("endpoint", "arn_prefix"))
+        name = cat(definition, "-hourly")
+        arn = cat(prefix, "monitoring-schedule/", name)
+        created = iso(base["created"][sel] + 1200)
+        scheduled = iso(now_epoch - now_epoch % 3600 - 3600 * rng.choice(np.array([0, 0, 0, 0, 1, 5]), m))
+        describe = cat(
+            '{"MonitoringScheduleArn":"', arn, '","MonitoringScheduleName":"', name,
+            '","MonitoringScheduleStatus":"', choice(_SCHEDULE_STATUSES, m), f'","MonitoringType":"{t}",'
+            '"CreationTime":"', created, '","LastModifiedTime":"', created,
+            '","MonitoringScheduleConfig":{"ScheduleConfig":{"ScheduleExpression":"cron(0 * ? * * *)"},'
+            '"MonitoringJobDefinitionName":"', definition, f'","MonitoringType":"{t}"}},"EndpointName":"',
+            endpoint, '"',
+            optional(
+                flag(0.8, m),
+                cat(',"LastMonitoringExecutionSummary":{"MonitoringScheduleName":"', name, '","ScheduledTime":"',
+                    scheduled, '","CreationTime":"', scheduled, '","LastModifiedTime":"', scheduled,
+                    '","MonitoringExecutionStatus":"', choice(_EXECUTIONS, m), '","EndpointName":"', endpoint,
+                    '","MonitoringJobDefinitionName":"', definition, f'","MonitoringType":"{t}"}}'),
+            ),
+            "}",
+        )  # fmt: skip
+        return raw(base, sel, MONITORING_SCHEDULE_SPEC.resource_type, arn, name, describe)
+
+    def endpoints_and_configs(base: dict[str, Any], n: int) -> tuple[tuple, tuple]:
+        """DescribeEndpoint answers for every base row and DescribeEndpointConfig answers for their configs
+        (an endpoint that moved to a second config still has its first listed); the endpoint's
+        DataCaptureConfig summary follows the config it runs."""
+        replaced = flag(CONFIG_REPLACED, n)
+        cfg_sel = np.repeat(np.arange(n), 1 + replaced)  # v1 for every endpoint, v2 for the replaced ones
+        k = len(cfg_sel)
+        second = np.r_[False, cfg_sel[1:] == cfg_sel[:-1]] if k else np.zeros(0, bool)
+        current = np.cumsum(1 + replaced) - 1  # each endpoint's config row: its last one
+        endpoint, bucket, prefix, region, account, num = (
+            pc.take(base[key], pa.array(cfg_sel))
+            for key in ("endpoint", "bucket", "arn_prefix", "region", "account", "num")
+        )
+        cfg_name = cat(endpoint, pc.if_else(pa.array(second), "-config-v2", "-config-v1"))
+        cfg_arn = cat(prefix, "endpoint-config/", cfg_name)
+        captured, enabled = flag(CAPTURE_CONFIGURED, k), flag(0.9, k)
+        sampling, instances = choice(("100", "100", "50", "20"), k), choice(("1", "1", "2", "4"), k)
+        modes = choice(['[{"CaptureMode":"Input"},{"CaptureMode":"Output"}]'] * 6
+                       + ['[{"CaptureMode":"Input"}]', '[{"CaptureMode":"Output"}]'], k)  # fmt: skip
+        cfg_created = base["created"][cfg_sel] - 600 + second * rng.integers(86400, 60 * 86400, k)
+        kms = cat("arn:aws:kms:", region, ":", account, ":key/", pc.utf8_lpad(num, 32, "1"))
+        cfg_describe = cat(
+            '{"EndpointConfigName":"', cfg_name, '","EndpointConfigArn":"', cfg_arn,
+            '","ProductionVariants":[{"VariantName":"AllTraffic","ModelName":"', endpoint,
+            '-model","InitialInstanceCount":', instances, ',"InstanceType":"', choice(_INSTANCES, k),
+            '","InitialVariantWeight":1.0}]',
+            optional(captured, cat(',"DataCaptureConfig":{"EnableCapture":', json_bool(enabled),
+                                   ',"InitialSamplingPercentage":', sampling, ',"DestinationS3Uri":"', bucket,
+                                   "/datacapture/", endpoint, '","CaptureOptions":', modes, "}")),
+            optional(flag(0.3, k), cat(',"KmsKeyId":"', kms, '"')),
+            ',"CreationTime":"', iso(cfg_created), '"',
+            optional(flag(0.2, k), pa.array([',"EnableNetworkIsolation":true'] * k)),
+            "}",
+        )  # fmt: skip
+        configs = raw(base, cfg_sel, ENDPOINT_CONFIG_SPEC.resource_type, cfg_arn, cfg_name, cfg_describe)
+
+        sel = np.arange(n)
+        endpoint, bucket, prefix = (base[key] for key in ("endpoint", "bucket", "arn_prefix"))
+        arn = cat(prefix, "endpoint/", endpoint)
+        on = enabled[current]
+        started = on & flag(0.9, n)
+        sampled = pc.if_else(pa.array(flag(0.05, n)), "0", pc.take(sampling, pa.array(current)))
+        capture = cat(',"DataCaptureConfig":{"EnableCapture":', json_bool(on), ',"CaptureStatus":"',
+                      pc.if_else(pa.array(started), "Started", "Stopped"), '","CurrentSamplingPercentage":', sampled,
+                      ',"DestinationS3Uri":"', bucket, "/datacapture/", endpoint, '"}')  # fmt: skip
+        count = pc.take(instances, pa.array(current))
+        describe = cat(
+            '{"EndpointName":"', endpoint, '","EndpointArn":"', arn, '","EndpointConfigName":"',
+            pc.take(cfg_name, pa.array(current)),
+            '","ProductionVariants":[{"VariantName":"AllTraffic","CurrentWeight":1.0,"DesiredWeight":1.0,'
+            '"CurrentInstanceCount":', count, ',"DesiredInstanceCount":', count, "}]",
+            optional(captured[current], capture),
+            ',"EndpointStatus":"', choice(_ENDPOINT_STATUSES, n), '","CreationTime":"', iso(base["created"]),
+            '","LastModifiedTime":"', iso(base["created"] + 3600), '"}',
+        )  # fmt: skip
+        return raw(base, sel, ENDPOINT_SPEC.resource_type, arn, endpoint, describe), configs
 
     chunk_accounts = max(1, 100_000 // per_account)
     remaining = n_definitions
@@ -775,6 +947,7 @@ def synthetic_lake(lake_dir: Path, n_definitions: int, regions: Sequence[str], p
         sizes = np.array([min(per_account, max(0, remaining - i * per_account)) for i in range(len(chunk))])
         remaining -= int(sizes.sum())
         n = int(sizes.sum())
+        # The base rows: one per ModelQuality definition and its endpoint, accounts in order.
         acct_idx = np.repeat(np.arange(len(chunk)), sizes)
         idx = np.concatenate([np.arange(s) for s in sizes]) if n else np.array([], dtype=int)
         reg_idx = idx % n_regions
@@ -782,101 +955,57 @@ def synthetic_lake(lake_dir: Path, n_definitions: int, regions: Sequence[str], p
         region = pc.take(region_arr, pa.array(reg_idx))
         purpose = choice(_PURPOSES, n)
         num = pc.utf8_lpad(pa.array(idx).cast(pa.string()), width=6, padding="0")
-        name = cat("mq-", purpose, "-", num)
-        arn_prefix = cat("arn:aws:sagemaker:", region, ":", account, ":")
-        arn = cat(arn_prefix, "model-quality-job-definition/", name)
-        endpoint = cat(purpose, "-", num, "-ep")
-        bucket = cat("s3://sagemaker-", region, "-", account)
-        created_epoch = 1_704_067_200 + rng.integers(0, 500 * 86400, n)
-        created = iso(created_epoch)
-        kms = cat("arn:aws:kms:", region, ":", account, ":key/", pc.utf8_lpad(pa.array(idx).cast(pa.string()), 32, "0"))
-        describe = cat(
-            '{"JobDefinitionArn":"', arn, '","JobDefinitionName":"', name, '","CreationTime":"', created,
-            '","ModelQualityAppSpecification":{"ImageUri":"156813124566.dkr.ecr.', region,
-            '.amazonaws.com/sagemaker-model-monitor-analyzer","ProblemType":"', choice(_PROBLEMS, n),
-            '"},"ModelQualityJobInput":{"EndpointInput":{"EndpointName":"', endpoint,
-            '","LocalPath":"/opt/ml/processing/input/endpoint","S3InputMode":"File",'
-            '"S3DataDistributionType":"FullyReplicated","InferenceAttribute":"prediction",'
-            '"ProbabilityAttribute":"probability","ProbabilityThresholdAttribute":0.5},'
-            '"GroundTruthS3Input":{"S3Uri":"', bucket, "/ground-truth/", name,
-            '"}},"ModelQualityJobOutputConfig":{"MonitoringOutputs":[{"S3Output":{"S3Uri":"', bucket,
-            "/monitoring/", name, '","LocalPath":"/opt/ml/processing/output","S3UploadMode":"EndOfJob"}}]',
-            optional(rng.random(n) < 0.4, cat(',"KmsKeyId":"', kms, '"')),
-            '},"JobResources":{"ClusterConfig":{"InstanceCount":', choice(("1", "1", "1", "2", "3"), n),
-            ',"InstanceType":"', choice(_INSTANCES, n), '","VolumeSizeInGB":', choice(("20", "30", "50"), n),
-            optional(rng.random(n) < 0.4, cat(',"VolumeKmsKeyId":"', kms, '"')),
-            '}},"RoleArn":"arn:aws:iam::', account, ':role/SageMakerModelMonitorExecutionRole"',
-            optional(
-                rng.random(n) < 0.7,
-                cat(',"ModelQualityBaselineConfig":{"BaseliningJobName":"', name,
-                    '-baseline","ConstraintsResource":{"S3Uri":"', bucket, "/baselines/", name,
-                    '/constraints.json"}}'),
-            ),
-            optional(
-                rng.random(n) < 0.6,
-                cat(',"NetworkConfig":{"EnableInterContainerTrafficEncryption":', choice(("true", "false"), n),
-                    ',"EnableNetworkIsolation":', choice(("true", "false"), n),
-                    optional(rng.random(n) < 0.5,
-                             cat(',"VpcConfig":{"SecurityGroupIds":["sg-0', num, '"],"Subnets":["subnet-0', num,
-                                 'a","subnet-0', num, 'b"]}')),
-                    "}"),
-            ),
-            optional(rng.random(n) < 0.5, pa.array([',"StoppingCondition":{"MaxRuntimeInSeconds":3600}'] * n)),
-            "}",
-        )  # fmt: skip
-        def_tags = pc.take(tag_pool, pa.array(rng.integers(0, len(tag_pool), n)))
-        definitions = raw(account, region, "model_quality_job_definition", arn, name, describe, def_tags)
-
-        ep_arn = cat(arn_prefix, "endpoint/", endpoint)
-        ep_status = choice(_ENDPOINT_STATUSES, n)
-        ep_describe = cat(
-            '{"EndpointName":"', endpoint, '","EndpointArn":"', ep_arn, '","CreationTime":"', created,
-            '","LastModifiedTime":"', iso(created_epoch + 3600), '","EndpointStatus":"', ep_status, '"}',
-        )  # fmt: skip
-        endpoints = raw(account, region, "endpoint", ep_arn, endpoint, ep_describe, None)
-
-        mask = pa.array(rng.random(n) < 0.6)
-        s_name_def, s_endpoint, s_account, s_region, s_prefix = (
-            pc.filter(col, mask) for col in (name, endpoint, account, region, arn_prefix)
+        base = {
+            "account": account,
+            "region": region,
+            "acct_idx": acct_idx,
+            "reg_idx": reg_idx,
+            "num": num,
+            "endpoint": cat(purpose, "-", num, "-ep"),
+            "bucket": cat("s3://sagemaker-", region, "-", account),
+            "arn_prefix": cat("arn:aws:sagemaker:", region, ":", account, ":"),
+            "created": 1_704_067_200 + rng.integers(0, 500 * 86400, n),
+        }
+        everything = np.arange(n)
+        endpoints, configs = endpoints_and_configs(base, n)
+        tables: dict[str, list[tuple]] = {t: [] for t in resource_types}
+        tables[ENDPOINT_SPEC.resource_type].append(endpoints)
+        tables[ENDPOINT_CONFIG_SPEC.resource_type].append(configs)
+        schedule_type = MONITORING_SCHEDULE_SPEC.resource_type
+        mq_name = cat("mq-", purpose, "-", num)
+        tables[JOB_DEFINITION_SPECS["ModelQuality"].resource_type].append(
+            definitions(base, "ModelQuality", everything, mq_name)
         )
-        m = len(s_name_def)
-        s_name = cat(s_name_def, "-hourly")
-        s_arn = cat(s_prefix, "monitoring-schedule/", s_name)
-        s_created_epoch = pc.filter(pa.array(created_epoch), mask).to_numpy() + 600
-        s_created = iso(s_created_epoch)
-        status = choice(_SCHEDULE_STATUSES, m)
-        s_describe = cat(
-            '{"MonitoringScheduleArn":"', s_arn, '","MonitoringScheduleName":"', s_name,
-            '","MonitoringScheduleStatus":"', status, '","MonitoringType":"ModelQuality","CreationTime":"',
-            s_created, '","LastModifiedTime":"', s_created,
-            '","MonitoringScheduleConfig":{"ScheduleConfig":{"ScheduleExpression":"cron(0 * ? * * *)"},'
-            '"MonitoringJobDefinitionName":"', s_name_def, '","MonitoringType":"ModelQuality"},"EndpointName":"',
-            s_endpoint, '"',
-            optional(
-                rng.random(m) < 0.8,
-                cat(',"LastMonitoringExecutionSummary":{"MonitoringScheduleName":"', s_name, '","ScheduledTime":"',
-                    s_created, '","CreationTime":"', s_created, '","LastModifiedTime":"', s_created,
-                    '","MonitoringExecutionStatus":"', choice(_EXECUTIONS, m), '","EndpointName":"', s_endpoint,
-                    '","MonitoringJobDefinitionName":"', s_name_def, '","MonitoringType":"ModelQuality"}'),
-            ),
-            "}",
-        )  # fmt: skip
-        s_tags = pc.take(tag_pool, pa.array(rng.integers(0, len(tag_pool), m)))
-        schedules = raw(s_account, s_region, "monitoring_schedule", s_arn, s_name, s_describe, s_tags)
-
-        tables = {"model_quality_job_definition": definitions, "endpoint": endpoints, "monitoring_schedule": schedules}
-        counts["definitions"] += n
-        counts["endpoints"] += n
-        counts["schedules"] += m
-        sched_acct = pc.filter(pa.array(acct_idx), mask).to_numpy()
-        sched_reg = pc.filter(pa.array(reg_idx), mask).to_numpy()
+        scheduled = np.flatnonzero(flag(MODEL_QUALITY_SCHEDULE_RATIO, n))
+        tables[schedule_type].append(schedules(base, "ModelQuality", scheduled, pc.take(mq_name, pa.array(scheduled))))
+        for monitor_type, share in OTHER_MONITOR_SHARE.items():
+            watched = flag(share, n)
+            deleted = flag(DEFINITION_DELETED, n)  # the schedule outlived its definition
+            name = cat(f"{monitor_prefix(monitor_type)}-", base["endpoint"])
+            kept = np.flatnonzero(watched & ~deleted)
+            tables[JOB_DEFINITION_SPECS[monitor_type].resource_type].append(
+                definitions(base, monitor_type, kept, pc.take(name, pa.array(kept)))
+            )
+            with_schedule = np.flatnonzero(watched & (deleted | flag(OTHER_MONITOR_SCHEDULED, n)))
+            tables[schedule_type].append(
+                schedules(base, monitor_type, with_schedule, pc.take(name, pa.array(with_schedule)))
+            )
+        merged: dict[str, tuple[pa.Table, np.ndarray, np.ndarray]] = {}
+        for resource_type, parts in tables.items():
+            table = pa.concat_tables([p[0] for p in parts])
+            acct_of, reg_of = np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+            order = np.argsort(acct_of, kind="stable")  # schedules of several types: accounts back in order
+            merged[resource_type] = (table.take(pa.array(order)), acct_of[order], reg_of[order])
+            counts[resource_type] += table.num_rows
         for i, account_id in enumerate(chunk):
-            parts = [tables[t].filter(pc.equal(tables[t]["account_id"], account_id)) for t in resource_types]
+            parts, per_region = [], {}
+            for resource_type, (table, acct_of, reg_of) in merged.items():
+                lo, hi = np.searchsorted(acct_of, [i, i + 1])
+                parts.append(table.slice(lo, hi - lo))
+                per_region[resource_type] = np.bincount(reg_of[lo:hi], minlength=n_regions)
             raw_path = layout.raw_snapshot_file(lake_dir, day, account_id, now)
             lake.write_atomic(pa.concat_tables(parts), raw_path, row_groups=[p.num_rows for p in parts if p.num_rows])
             counts["files"] += 1
-            per_region_defs = np.bincount(reg_idx[acct_idx == i], minlength=n_regions)
-            per_region_sched = np.bincount(sched_reg[sched_acct == i], minlength=n_regions)
             status_rows = [
                 {
                     "snapshot_date": day,
@@ -887,9 +1016,7 @@ def synthetic_lake(lake_dir: Path, n_definitions: int, regions: Sequence[str], p
                     "status": "ok",
                     "error_code": None,
                     "message": None,
-                    "item_count": int(
-                        per_region_sched[j] if resource_type == "monitoring_schedule" else per_region_defs[j]
-                    ),
+                    "item_count": int(per_region[resource_type][j]),
                     "api_calls": 0,
                 }
                 for j, r in enumerate(regions)
@@ -898,7 +1025,8 @@ def synthetic_lake(lake_dir: Path, n_definitions: int, regions: Sequence[str], p
             status = pa.Table.from_pylist(status_rows, schema=COLLECTION_STATUS_SCHEMA)
             lake.write_atomic(status, layout.status_file(lake_dir, day, account_id, now))
             counts["files"] += 1
-    return {**counts, "accounts": n_accounts, "snapshot_date": day.isoformat()}
+    definitions_written = counts[JOB_DEFINITION_SPECS["ModelQuality"].resource_type]
+    return {**counts, "definitions": definitions_written, "accounts": n_accounts, "snapshot_date": day.isoformat()}
 
 
 def worker_normalize(lake_dir: Path, day: str) -> dict[str, Any]:
@@ -926,8 +1054,10 @@ def worker_reports(lake_dir: Path, regions: Sequence[str], day: str) -> dict[str
     published = publish_reports(lake_dir, date.fromisoformat(day), list(regions))
     return {
         "seconds": time.perf_counter() - t0,
+        "tables": len(published.paths),
         "coverage_rows": len(published.result.coverage),
         "findings_rows": published.result.findings.num_rows,
+        "endpoint_monitor_rows": len(published.result.endpoint_monitor),
         "reason": published.result.reason,
     }
 
@@ -976,18 +1106,32 @@ def phase_scale(args: argparse.Namespace, tmp: Path) -> list[ScaleResult]:
         t0 = time.perf_counter()
         generated = synthetic_lake(lake, n, args.regions, args.scale_per_account, args.seed)
         generate_s = time.perf_counter() - t0
-        print(f"  (f) {n:,} definitions: generated {generated['files']} files in {generate_s:.1f}s", flush=True)
+        rows = sum(generated[spec.resource_type] for spec in RESOURCE_SPECS)
+        print(
+            f"  (f) {n:,} model quality definitions ({rows:,} raw rows of {len(RESOURCE_SPECS)} resource types): "
+            f"generated {generated['files']} files in {generate_s:.1f}s",
+            flush=True,
+        )
         runs = []
         norm, norm_rss = run_worker(
             ["--_worker", "normalize", "--_lake", str(lake), "--_day", generated["snapshot_date"]]
         )
         runs.append((norm, norm_rss))
-        print(f"      daily tables {norm['seconds']:.1f}s, peak RSS {norm_rss:.0f} MiB", flush=True)
+        print(
+            f"      daily tables {norm['seconds']:.1f}s ({norm['files']} files, {norm['rows']:,} rows), "
+            f"peak RSS {norm_rss:.0f} MiB",
+            flush=True,
+        )
         rep, rep_rss = run_worker(
             ["--_worker", "reports", "--_lake", str(lake), "--regions", ",".join(args.regions),
              "--_day", generated["snapshot_date"]]
         )  # fmt: skip
-        print(f"      reports {rep['seconds']:.1f}s, peak RSS {rep_rss:.0f} MiB", flush=True)
+        print(
+            f"      reports {rep['seconds']:.1f}s ({rep['tables']} tables: {rep['coverage_rows']:,} coverage, "
+            f"{rep['findings_rows']:,} findings, {rep['endpoint_monitor_rows']:,} endpoint monitor rows), "
+            f"peak RSS {rep_rss:.0f} MiB",
+            flush=True,
+        )
         results.append(ScaleResult(n, generated, generate_s, runs, rep, rep_rss))
         shutil.rmtree(lake.parent, ignore_errors=True)
     return results
@@ -1134,14 +1278,19 @@ def detail_lines(phases: dict[str, Phase], limit: Limit | None, args: argparse.N
 
 def scale_table(results: list[ScaleResult]) -> str:
     headers = [
-        "raw definitions",
-        "rows (defs / endpoints / schedules)",
+        "raw model quality definitions",
+        "raw rows: "
+        + " / ".join(
+            f"{monitor_prefix(spec.monitor_type).upper()} defs" if spec.monitor_type else type_label(spec.resource_type)
+            for spec in RESOURCE_SPECS
+        ),
         "files",
         "generate s",
         "normalizer",
         "normalize s",
         "normalize peak RSS MiB",
         "reports s",
+        "report rows: coverage / findings / endpoint monitor",
         "reports peak RSS MiB",
     ]
     rows = []
@@ -1151,15 +1300,17 @@ def scale_table(results: list[ScaleResult]) -> str:
             rows.append(
                 [
                     f"{r.definitions:,}" if first else "″",
-                    f"{r.generated['definitions']:,} / {r.generated['endpoints']:,} / {r.generated['schedules']:,}"
-                    if first
-                    else "″",
+                    " / ".join(f"{r.generated[spec.resource_type]:,}" for spec in RESOURCE_SPECS) if first else "″",
                     f"{r.generated['files']:,}" if first else "″",
                     f"{r.generate_s:.1f}" if first else "",
                     norm["normalizer"],
                     f"{norm['seconds']:.1f}",
                     f"{rss:,.0f}",
                     f"{r.reports['seconds']:.1f}" if first else "",
+                    f"{r.reports['coverage_rows']:,} / {r.reports['findings_rows']:,} / "
+                    f"{r.reports['endpoint_monitor_rows']:,}"
+                    if first
+                    else "",
                     f"{r.reports_rss_mib:,.0f}" if first else "",
                 ]
             )
@@ -1177,6 +1328,7 @@ def write_results(
 ) -> None:
     totals = fleet.totals()
     expected = fleet.expected_calls()
+    by_operation = ", ".join(f"{op} {n:,}" for op, n in expected["by_operation"].items())
     lines = [
         "# sm-assets collection benchmark",
         "",
@@ -1190,12 +1342,13 @@ def write_results(
         f"{'/'.join(f'{x:.1f}' for x in args.load_end)} at the end (other work on the machine shares the cores).",
         "",
         f"Fleet (seed {args.seed}): {totals['accounts']} accounts x {totals['regions']} regions "
-        f"({', '.join(args.regions)}), up to {args.max_definitions} definitions per account-region: "
-        f"{totals['definitions']:,} definitions, {totals['endpoints']:,} endpoints, "
-        f"{totals['model_quality_schedules']:,} ModelQuality schedules (+{totals['other_schedules']} DataQuality), "
-        f"{totals['tags']:,} tags. A full collection needs {expected['total']:,} calls "
-        f"({expected['organizations']} ListAccounts pages, {expected['sts']} AssumeRole, "
-        f"{expected['sagemaker']:,} SageMaker). Server: {args.latency_ms:g} ms per call, SageMaker throttled at "
+        f"({', '.join(args.regions)}), up to {args.max_definitions} model quality definitions per account-region: "
+        f"{fleet.inventory_text()} ({totals['resources']:,} resources of {len(RESOURCE_SPECS)} types). A full "
+        f"collection (list, describe and ListTags for every type of the registry) needs {expected['total']:,} "
+        f"calls ({expected['organizations']} ListAccounts page{'s' if expected['organizations'] != 1 else ''}, "
+        f"{expected['sts']} AssumeRole, "
+        f"{expected['sagemaker']:,} SageMaker: {by_operation}). Server: {args.latency_ms:g} ms per call, SageMaker "
+        f"throttled at "
         f"{args.rate:g} calls/s per account-region (burst {args.burst:g}); the server runs in its own process.",
         "",
         table,
@@ -1208,12 +1361,18 @@ def write_results(
             "## Normalize + reports at scale",
             "",
             f"Synthetic account snapshots stored as the raw asset stores them (one raw file per account, every "
-            f"resource type, and its status file), {args.scale_per_account:,} definitions per account spread over "
-            'the regions, one endpoint per definition, a ModelQuality schedule for 60% of them. "normalize" is '
-            'the day\'s tables (`build_daily_tables`: raw and normalized files per table, one file each), "reports" '
-            "every report of the day computed from them and written (`publish_reports`). Each runs in a child "
-            "process; peak RSS is `getrusage(RUSAGE_CHILDREN).ru_maxrss` of a wrapper whose only child is that "
-            "worker.",
+            f"resource type, and its status file), {args.scale_per_account:,} model quality definitions per "
+            "account spread over the regions, and around them in the benchmark fleet's proportions: one endpoint "
+            f"per definition with its endpoint config ({CONFIG_REPLACED:.0%} of the endpoints with an older config "
+            f"too, {CAPTURE_CONFIGURED:.0%} of the configs capturing data), a ModelQuality schedule for "
+            f"{MODEL_QUALITY_SCHEDULE_RATIO:.0%} of the definitions, and "
+            + ", ".join(f"{t} definitions on {share:.0%}" for t, share in OTHER_MONITOR_SHARE.items())
+            + f" of the endpoints ({OTHER_MONITOR_SCHEDULED:.0%} of them scheduled; of {DEFINITION_DELETED:.0%} "
+            'only the schedule is left, its definition deleted). "normalize" is the day\'s tables '
+            '(`build_daily_tables`: raw and normalized files per table, one file each), "reports" every report table '
+            "of the day "
+            "computed from them and written (`publish_reports`). Each runs in a child process; peak RSS is "
+            "`getrusage(RUSAGE_CHILDREN).ru_maxrss` of a wrapper whose only child is that worker.",
             "",
             scale_table(scale),
             "",
@@ -1339,9 +1498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.update(clean_env(aws_env(url, args.regions[0])))
         s = fleet.summary()
         print(
-            f"fake AWS {url}: {s['accounts']} accounts x {s['regions']} regions, {s['definitions']} definitions, "
-            f"{s['endpoints']} endpoints, {s['model_quality_schedules']} ModelQuality schedules; a full collection "
-            f"is {s['expected_calls']['total']:,} calls (busiest account-region {s['busiest_bucket_calls']})",
+            f"fake AWS {url}: {s['accounts']} accounts x {s['regions']} regions, {fleet.inventory_text()}; a full "
+            f"collection is {s['expected_calls']['total']:,} calls (busiest account-region "
+            f"{s['busiest_bucket_calls']})",
             flush=True,
         )
         steps: list[tuple[str, Callable[[], Phase]]] = [("cpu", lambda: phase_calibrate(server, args, tmp))]

@@ -1,30 +1,28 @@
-"""The sm-assets code location (`dagster dev` loads `defs` from here)."""
+"""The sm-assets code location (`dagster dev`, `dg`): the component instance in sm_assets/defs/defs.yaml,
+loaded the way a deployment loads its own defs folder."""
+
+from pathlib import Path
 
 import dagster as dg
 
+import sm_assets.defs
 from sm_assets.core.config import Settings
-from sm_assets.defs.inventory.assets import INVENTORY_ASSETS
-from sm_assets.defs.inventory.automation import (
-    automation_sensor,
-    aws_account_sensor,
-    daily_inventory_refresh,
-    inventory_job,
-)
-from sm_assets.defs.inventory.checks import lake_files_readable
-from sm_assets.defs.reports.assets import REPORT_ASSETS
-from sm_assets.defs.reports.automation import daily_job
-from sm_assets.defs.resources import build_resources
+from sm_assets.defs.component import build_inventory_definitions
+
+_PACKAGE = Path(__file__).parent
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(
-        assets=[*INVENTORY_ASSETS, *REPORT_ASSETS],
-        asset_checks=[lake_files_readable],
-        jobs=[inventory_job, daily_job],
-        schedules=[daily_inventory_refresh],
-        sensors=[aws_account_sensor, automation_sensor],
-        resources=build_resources(settings),
-    )
+    """The inventory with the historical names and these settings (the CLI's in-process runs, the tests)."""
+    return build_inventory_definitions(settings)
 
 
-defs = build_definitions(Settings.from_env())
+def _load() -> dg.Definitions:
+    if (_PACKAGE.parent / "pyproject.toml").is_file():  # a source checkout: its [tool.dg] names the defs folder
+        return dg.load_from_defs_folder(path_within_project=_PACKAGE)
+    # Installed from a wheel, no pyproject: the same defs folder (walking up from site-packages could find
+    # another project's config).
+    return dg.ComponentTree.from_module(defs_module=sm_assets.defs, project_root=_PACKAGE.parent).build_defs()
+
+
+defs = _load()

@@ -2,8 +2,12 @@
 
 Checks, in order (later AWS checks are skipped when an earlier one makes them meaningless):
 
-- credentials     sts:GetCallerIdentity: who am I
-- organizations   one page of organizations:ListAccounts (skipped when SM_ASSETS_ACCOUNTS is set)
+- credentials     sts:GetCallerIdentity in the home region: who am I
+- home_region     the partition, the home region (SM_ASSETS_HOME_REGION or its default) and whether STS answers
+                  there; an opt-in home region the caller's account has not enabled is told from bad credentials
+                  by asking STS in the partition's Organizations region too
+- organizations   one page of organizations:ListAccounts in the partition's Organizations region (skipped when
+                  SM_ASSETS_ACCOUNTS is set)
 - assume_role     sts:AssumeRole into a sample of the accounts a refresh would collect
 - regions         one cheap SageMaker call (ListEndpoints, MaxResults=1) per configured region, in the first
                   account whose role could be assumed: tells an opt-in region that is not enabled
@@ -29,16 +33,13 @@ from sm_assets.core.accounts import account_state
 from sm_assets.core.aws_clients import client_config
 from sm_assets.core.config import Settings, ensure_writable_dir
 from sm_assets.core.credentials import assume_role_session, role_arn
-from sm_assets.core.errors import ConfigError, LakeError
+from sm_assets.core.errors import DENIED_CODES, REGION_NOT_ENABLED_CODES, ConfigError, LakeError
 from sm_assets.core.layout import DAILY_STATUS_TABLE
 
 MEMBER_ROLE_POLICY = "sm_assets/iam/member-role-policy.json"
 MEMBER_TRUST_POLICY = "sm_assets/iam/member-role-trust-policy.json"
 CALLER_POLICY = "sm_assets/iam/caller-policy.json"
 
-# An opt-in region that is not enabled for the account rejects otherwise valid credentials with these.
-REGION_NOT_ENABLED_CODES = frozenset({"UnrecognizedClientException", "InvalidClientTokenId"})
-DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"})
 ORG_PAGE_SIZE = 20
 
 # The doctor should answer in seconds: a few quick retries instead of the collector's patient ones.
@@ -85,30 +86,78 @@ def _skip(name: str, why: str) -> DoctorCheck:
 # AWS checks
 
 
-def check_credentials(session: boto3.Session, settings: Settings) -> tuple[DoctorCheck, str | None]:
-    """(check, caller ARN or None)."""
+def _caller_identity(session: boto3.Session, region: str) -> tuple[dict, str]:
+    """(sts:GetCallerIdentity answer, the STS endpoint botocore resolved) in `region`."""
+    sts = session.client("sts", region_name=region, config=_config())
+    return sts.get_caller_identity(), str(sts.meta.endpoint_url)
+
+
+def _home(settings: Settings) -> str:
+    return f"partition {settings.partition}, home region {settings.home_region} ({settings.home_region_source})"
+
+
+def check_credentials(session: boto3.Session, settings: Settings) -> tuple[DoctorCheck, DoctorCheck, str | None]:
+    """(credentials check, home_region check, caller ARN or None): sts:GetCallerIdentity in the home region.
+    When STS there rejects the credentials the way a region not enabled does, they are tried once more in the
+    partition's Organizations region (enabled in every account): working there, the home region is the fault."""
+    home, fallback = settings.home_region, settings.organizations_region
     try:
-        sts = session.client("sts", region_name=settings.regions[0], config=_config())
-        who = sts.get_caller_identity()
+        try:
+            who, endpoint = _caller_identity(session, home)
+        except ClientError as exc:
+            if _error(exc)[0] not in REGION_NOT_ENABLED_CODES or home == fallback:
+                raise
+            home_code = _error(exc)[0]
+            who, _ = _caller_identity(session, fallback)  # raises again when the credentials are the fault
+            account = str(who.get("Account", "?"))
+            arn = str(who.get("Arn", ""))
+            return (
+                DoctorCheck("credentials", True, f"{arn} (account {account}; answered by STS in {fallback})"),
+                DoctorCheck(
+                    "home_region",
+                    False,
+                    f"{_home(settings)}: STS there rejects the credentials ({home_code}) that STS in {fallback} "
+                    f"accepts: {home} is an opt-in region not enabled in account {account}",
+                    f"enable {home} in account {account} (Account > AWS Regions, or `aws account enable-region "
+                    f"--region-name {home}`), or set SM_ASSETS_HOME_REGION to a region enabled there, e.g. {fallback}",
+                ),
+                arn,
+            )
     except NoCredentialsError:
-        return DoctorCheck(
-            "credentials",
-            False,
-            "no AWS credentials found",
-            "configure the standard boto3 chain: AWS_PROFILE (run `aws sso login` for SSO profiles), "
-            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance/task role",
-        ), None
+        return (
+            DoctorCheck(
+                "credentials",
+                False,
+                "no AWS credentials found",
+                "configure the standard boto3 chain: AWS_PROFILE (run `aws sso login` for SSO profiles), "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance/task role",
+            ),
+            _skip("home_region", f"{_home(settings)}: no working credentials to try STS with"),
+            None,
+        )
     except (ClientError, BotoCoreError) as exc:
         code, message = _error(exc)
-        return DoctorCheck(
-            "credentials",
-            False,
-            _short(f"sts:GetCallerIdentity failed ({code}): {message}"),
-            "refresh or replace the credentials (expired session? `aws sso login`; wrong keys?); "
-            f"the caller needs {CALLER_POLICY}",
-        ), None
+        return (
+            DoctorCheck(
+                "credentials",
+                False,
+                _short(f"sts:GetCallerIdentity in {home} failed ({code}): {message}"),
+                "refresh or replace the credentials (expired session? `aws sso login`; wrong keys? keys of "
+                f"another partition than {settings.partition}?); the caller needs {CALLER_POLICY}",
+            ),
+            _skip("home_region", f"{_home(settings)}: no working credentials to try STS with"),
+            None,
+        )
     arn = str(who.get("Arn", ""))
-    return DoctorCheck("credentials", True, f"{arn} (account {who.get('Account', '?')})"), arn
+    return (
+        DoctorCheck("credentials", True, f"{arn} (account {who.get('Account', '?')})"),
+        DoctorCheck(
+            "home_region",
+            True,
+            f"{_home(settings)}: STS answers at {endpoint}; Organizations is called in {fallback}",
+        ),
+        arn,
+    )
 
 
 def check_organizations(session: boto3.Session, settings: Settings) -> tuple[DoctorCheck, list[str]]:
@@ -119,14 +168,14 @@ def check_organizations(session: boto3.Session, settings: Settings) -> tuple[Doc
             f"SM_ASSETS_ACCOUNTS is set ({_plural(len(settings.accounts), 'account')}), ListAccounts not needed",
         ), []
     try:
-        org = session.client("organizations", region_name="us-east-1", config=_config())
+        org = session.client("organizations", region_name=settings.organizations_region, config=_config())
         page = org.list_accounts(MaxResults=ORG_PAGE_SIZE)
     except (ClientError, BotoCoreError) as exc:
         code, message = _error(exc)
         return DoctorCheck(
             "organizations",
             False,
-            _short(f"organizations:ListAccounts failed ({code}): {message}"),
+            _short(f"organizations:ListAccounts in {settings.organizations_region} failed ({code}): {message}"),
             "run from the management account or a delegated administrator for Organizations "
             f"(caller policy {CALLER_POLICY}), or list the accounts explicitly: "
             "SM_ASSETS_ACCOUNTS=111111111111,222222222222",
@@ -191,7 +240,8 @@ def check_assume_role(
         f"AssumeRole {role} failed in {len(failures)}/{len(accounts)} sampled accounts: {', '.join(failures)}",
         f"create role {role} in {', '.join(failed_ids)} with the permissions of {MEMBER_ROLE_POLICY} and a trust "
         f"policy like {MEMBER_TRUST_POLICY} trusting {trust_principal(caller_arn)}{external} "
-        f"(e.g. {role_arn(failed_ids[0], settings)}); the caller needs sts:AssumeRole ({CALLER_POLICY}). "
+        f"(e.g. {role_arn(failed_ids[0], settings)}); the caller needs sts:AssumeRole ({CALLER_POLICY}); "
+        f"`sm-assets iam-policy` prints the three for {settings.partition} and role {role}. "
         "Accounts left this way are collected as access_denied.",
     ), sessions
 
@@ -247,8 +297,8 @@ def check_s3_data_dir(settings: Settings) -> DoctorCheck:
     uri = settings.data_location
     fix = (
         f"create the bucket or fix SM_ASSETS_DATA_DIR; the deploying identity needs s3:ListBucket on "
-        f"arn:aws:s3:::{s3.bucket_of(uri)} and s3:GetObject/s3:PutObject/s3:DeleteObject on its objects; check "
-        "AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL and network access to S3"
+        f"arn:{settings.partition}:s3:::{s3.bucket_of(uri)} and s3:GetObject/s3:PutObject/s3:DeleteObject on its "
+        "objects; check AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL and network access to S3"
     )
     try:
         days = len(daily_days(settings.lake_dir, DAILY_STATUS_TABLE))
@@ -331,15 +381,19 @@ def sample_accounts(settings: Settings, discovered: Sequence[str], sample: int) 
 def run_doctor(settings: Settings, sample: int = 3, *, base_session: boto3.Session | None = None) -> list[DoctorCheck]:
     session = base_session or boto3.Session()
     checks: list[DoctorCheck] = []
-    credentials, caller_arn = check_credentials(session, settings)
-    checks.append(credentials)
+    credentials, home_region, caller_arn = check_credentials(session, settings)
+    checks += [credentials, home_region]
     if credentials.ok:
         organizations, discovered = check_organizations(session, settings)
         checks.append(organizations)
-        assumed, sessions = check_assume_role(
-            session, settings, sample_accounts(settings, discovered, sample), caller_arn
-        )
-        checks.append(assumed)
+        if not home_region.ok:  # AssumeRole goes through STS in the home region
+            checks.append(_skip("assume_role", f"STS does not answer in the home region {settings.home_region}"))
+            sessions = {}
+        else:
+            assumed, sessions = check_assume_role(
+                session, settings, sample_accounts(settings, discovered, sample), caller_arn
+            )
+            checks.append(assumed)
         if sessions:
             account_id, member = next(iter(sessions.items()))
             checks.append(check_regions(member, account_id, settings.regions))

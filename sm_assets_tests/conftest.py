@@ -23,6 +23,7 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         "SM_ASSETS_REGIONS",
         "SM_ASSETS_ROLE_NAME",
         "SM_ASSETS_EXTERNAL_ID",
+        "SM_ASSETS_HOME_REGION",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -59,8 +60,12 @@ def org() -> Iterator["DemoOrg"]:
 
 @pytest.fixture
 def aws() -> Iterator[None]:
+    """moto in process, with the repo's SageMaker extensions (every test sees the same fake AWS)."""
     from moto import mock_aws
 
+    from sm_assets.demo.fake_aws import install_moto_extensions
+
+    install_moto_extensions()
     with mock_aws():
         yield
 

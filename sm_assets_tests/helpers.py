@@ -2,6 +2,7 @@
 
 import os
 import socket
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -15,6 +16,42 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_ASSETS_", "DAGSTER_"))}
     env.update(extra)
     return env
+
+
+def fake_aws_env(endpoint: str) -> dict[str, str]:
+    """What points a process at the fake AWS on `endpoint`, with its fake credentials and nothing else."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+
+
+def processes_with_env(marker: str) -> list[int]:
+    """Our own stragglers: every live process whose environment holds `marker` (e.g. a unique tmp
+    DAGSTER_HOME=...); zombies (exited, waiting to be reaped) are not counted."""
+    needle = marker.encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if needle in (entry / "environ").read_bytes() and stat[stat.rindex(")") + 2] != "Z":
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def lake_with(data_dir, snapshots, regions=None, days=None):  # -> Settings

@@ -1,10 +1,12 @@
 """`sm-assets`: refresh the inventory through Dagster, run the demo, query what is stored."""
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from datetime import date
 
+from sm_assets.cli import stopping
 from sm_assets.cli.refresh import CliError, dagster_instance, exit_code, run_refresh
 from sm_assets.core.accounts import resolve_account_ids
 from sm_assets.core.config import Settings
@@ -28,15 +30,39 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--date", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC)")
     query = sub.add_parser("query", help="run SQL against the DuckDB file (read-only) and print a table")
     query.add_argument("sql")
+    iam = sub.add_parser(
+        "iam-policy", help="print the IAM policies for the configured partition, role name and ExternalId (JSON)"
+    )
+    iam.add_argument(
+        "document",
+        nargs="?",
+        choices=("caller", "member", "trust"),
+        help="only this one: the caller's policy, the member role's policy or its trust policy (default: all three)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        with stopping.stop_on_signals():
+            return _run(args)
+    except stopping.Stopped as stop:
+        print(f"sm-assets: stopped by {stop}", file=sys.stderr)
+        return stop.exit_code
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         # The doctor reports an unwritable data dir as one of its checks instead of failing on it; query and
         # report only read (no write access to the lake needed).
-        settings = Settings.from_env(check_writable=args.command not in ("doctor", "query", "report"))
+        settings = Settings.from_env(check_writable=args.command not in ("doctor", "query", "report", "iam-policy"))
+        if args.command == "iam-policy":
+            from sm_assets.core.iam_policies import render_policies
+
+            policies = render_policies(settings)
+            print(json.dumps(policies[args.document] if args.document else policies, indent=2))
+            return 0
         if args.command == "doctor":
             from sm_assets.doctor import main_doctor
 

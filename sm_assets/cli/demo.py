@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sm_assets.cli import stopping
 from sm_assets.cli.query import render_report, run_query
 from sm_assets.cli.refresh import CliError, exit_code, run_refresh
 from sm_assets.core.config import Settings
@@ -21,6 +21,9 @@ DEMO_QUERIES = (
     "AS without_baseline FROM aws.sagemaker_model_quality_job_definition GROUP BY account_id ORDER BY account_id",
     "SELECT account_id, region, resource_type, status, error_code FROM aws.collection_status "
     "WHERE status <> 'ok' ORDER BY ALL",
+    # DDSQL's tag idiom, as Datadog writes it (README: Example DDSQL-style queries)
+    "SELECT tags->'team' AS team, count(*) AS definitions FROM aws.sagemaker_model_quality_job_definition "
+    "GROUP BY ALL ORDER BY ALL",
 )
 
 
@@ -66,6 +69,21 @@ def dagster_dev_command(port: int) -> list[str]:
     return [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-m", "sm_assets.definitions"]
 
 
+def serve_ui(settings: Settings, port: int, echo: Callable[[str], None]) -> int:
+    """`dagster dev` until it exits or a stop signal (Ctrl-C, SIGTERM) arrives; then its whole process tree
+    stops within seconds (a stop is the normal end: exit code 0)."""
+    # The UI's runs reach the same fake organization, so partitions launched there collect.
+    env = {**os.environ, "SM_ASSETS_DATA_DIR": str(settings.data_dir)}
+    echo(f"\ndemo: Dagster UI on http://127.0.0.1:{port} against the fake organization; Ctrl-C stops both")
+    proc = stopping.start_group(dagster_dev_command(port), env=env)
+    try:
+        return proc.wait()
+    except stopping.Stopped:
+        return 0
+    finally:
+        stopping.stop_group(proc)  # however it ended, nothing of its tree keeps running
+
+
 def run_demo(settings: Settings, echo: Callable[[str], None] = print, serve: bool = False, port: int = 3000) -> int:
     from sm_assets.demo.fake_aws import fake_aws_server
     from sm_assets.demo.seed import seed_demo_org
@@ -101,14 +119,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print, serve: boo
             echo("\n$ sm-assets report")
             echo(render_report(settings))
             if serve:
-                # The UI's runs reach the same fake organization, so partitions launched there collect.
-                env = {**os.environ, "SM_ASSETS_DATA_DIR": str(settings.data_dir)}
-                echo(f"\ndemo: Dagster UI on http://127.0.0.1:{port} against the fake organization; Ctrl-C stops both")
-                try:
-                    code = subprocess.call(dagster_dev_command(port), env=env)
-                except KeyboardInterrupt:
-                    code = 0
-                return code or exit_code(outcomes)
+                return serve_ui(settings, port, echo) or exit_code(outcomes)
     echo(
         "\nBrowse it: `make demo-ui` (the demo again, then the Dagster UI against the fake organization, so\n"
         "partitions launched there collect), or `make dev` (or DAGSTER_HOME="

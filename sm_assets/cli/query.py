@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 import duckdb
 import pandas as pd
 
 from sm_assets.cli.refresh import CliError
-from sm_assets.core import duck
+from sm_assets.core import ddsql, duck
 from sm_assets.core.catalog import reader_connection
 from sm_assets.core.config import Settings
 from sm_assets.core.errors import one_line
+from sm_assets.core.reports.formatting import text_table
 
 SUMMARY_COLUMNS = [
     "report_date",
@@ -20,6 +21,7 @@ SUMMARY_COLUMNS = [
     "accounts_ok",
     "accounts_denied",
     "accounts_error",
+    "accounts_stale",
     "endpoints_in_service",
     "endpoints_with_active_schedule",
     "fleet_coverage_pct",
@@ -34,29 +36,22 @@ def require_duckdb_file(settings: Settings) -> None:
         raise CliError(f"no DuckDB file at {settings.duckdb_path}: run `sm-assets refresh` (or `make demo`) first")
 
 
-def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]], max_width: int = 60) -> str:
-    def cell(v: object) -> str:
-        text = "NULL" if v is None else str(v)
-        return text if len(text) <= max_width else text[: max_width - 1] + "…"
-
-    body = [[cell(v) for v in row] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in body]
-    return "\n".join(lines)
-
-
-def run_query(settings: Settings, sql: str) -> str:
+def query_rows(settings: Settings, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Column names and rows of `sql` over the DuckDB file, read-only, timestamps in UTC. DDSQL's
+    ``tags->'key'`` is accepted as is (`ddsql.to_duckdb`)."""
     require_duckdb_file(settings)
     try:
         with reader_connection(settings.duckdb_path, settings.lake_dir) as conn:
-            cursor = conn.execute(sql)
+            cursor = conn.execute(ddsql.to_duckdb(sql))
             columns = [d[0] for d in cursor.description or []]
-            rows = cursor.fetchall()
+            return columns, cursor.fetchall()
     except duckdb.Error as exc:
         raise CliError(f"query failed: {one_line(exc)}") from None
-    return format_table(columns, rows) + f"\n({len(rows)} rows)"
+
+
+def run_query(settings: Settings, sql: str) -> str:
+    columns, rows = query_rows(settings, sql)
+    return text_table(columns, rows, missing="NULL", max_width=60) + f"\n({len(rows)} rows)"
 
 
 def render_report(settings: Settings, day: date | None = None) -> str:
@@ -66,7 +61,7 @@ def render_report(settings: Settings, day: date | None = None) -> str:
     day = day or datetime.now(UTC).date()
     try:
         with duck.connect(settings.lake_dir) as conn:
-            result = reports.compute_reports(conn, settings.lake_dir, day, settings.regions)
+            result = reports.compute_reports(conn, settings.lake_dir, day, settings.regions, settings.stale_after_days)
     except duckdb.Error as exc:
         raise CliError(f"report failed: {one_line(exc)}") from None
     if result.reason:
@@ -89,6 +84,10 @@ def render_report(settings: Settings, day: date | None = None) -> str:
             reports.format_terminal_table(fleet.T.reset_index().set_axis(["metric", "value"], axis=1)),
             "",
             f"Change {change}",
+            "",
+            "Serving endpoints by monitoring type (effective: a Scheduled monitor whose definition exists, that ran",
+            "recently and successfully, on captured traffic it needs; see endpoint_monitor_coverage for every reason):",
+            reports.format_terminal_table(reports.monitor_matrix(result.endpoint_monitor)),
             "",
             "Worst accounts by coverage:",
             reports.format_terminal_table(reports.worst_accounts(result.coverage, 10)),

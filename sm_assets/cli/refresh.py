@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from sm_assets.cli import stopping
 from sm_assets.core import layout
 from sm_assets.core.accounts import resolve_account_ids
 from sm_assets.core.config import Settings, validate_accounts
@@ -60,7 +61,7 @@ class AccountOutcome:
 
 
 _LABELS = [
-    (spec, spec.resource_type.replace("model_quality_job_definition", "job definition").replace("_", " ") + "s")
+    (spec, spec.resource_type.replace("_job_definition", " definition").replace("_", " ") + "s")
     for spec in RESOURCE_SPECS
 ]
 
@@ -135,13 +136,22 @@ def run_refresh(
 ) -> list[AccountOutcome]:
     """Sync the account partitions, collect them in shards (one in-process run each), then build the day's
     tables and reports (one run)."""
+    from sm_assets.core import process_shards
+
     os.environ.setdefault(PLANNED_EVENTS_ENV, "1")
     ensure_dagster_home(settings)  # the environment is final before the workers inherit it
     if settings.collect_processes > 1:
-        from sm_assets.core import process_shards
-
         # The collector's workers import and load their service models while Dagster starts up here.
         process_shards.prestart(settings.collect_processes)
+    try:
+        return _refresh(settings, account_ids, echo)
+    finally:
+        process_shards.stop_prestarted()  # those no collection took
+
+
+def _refresh(
+    settings: Settings, account_ids: Sequence[str] | None, echo: Callable[[str], None]
+) -> list[AccountOutcome]:
     from sm_assets.definitions import build_definitions
     from sm_assets.defs.inventory.assets import aws_account_partitions
     from sm_assets.defs.inventory.automation import shard_run_tags, sync_account_partitions
@@ -178,6 +188,7 @@ def run_refresh(
             run_config=QUIET_LOGS,
             raise_on_error=False,
         )
+        stopping.check()  # a signal during the run failed it; stop instead of starting the next one
         for outcome in _outcomes(result, shard):
             outcomes.append(outcome)
             echo(f"[{len(outcomes)}/{len(ids)}] {outcome.account_id}: {outcome.describe()}")
@@ -189,6 +200,7 @@ def run_refresh(
         report = daily.execute_in_process(
             partition_key=day.isoformat(), instance=instance, run_config=QUIET_LOGS, raise_on_error=False
         )
+        stopping.check()
         ok = report.success or not unexpected_failure(report)
         echo(f"tables and reports for {day}: {'materialized' if ok else 'FAILED (see the run in the Dagster UI)'}")
         if not ok:

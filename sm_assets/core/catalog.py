@@ -1,6 +1,6 @@
 """The DuckDB file: views over the lake's daily files, defined once and never locked by a refresh.
 
-The file holds only views (and a version row). A refresh writes lake files; the views find new days by
+The file holds only views and macros (and a version row). A refresh writes lake files; the views find new days by
 themselves (hive-partitioned globs, read at query time), so nothing writes this file on a refresh and a
 reader holding it open, read-only or not, never makes a refresh wait. When the view definitions change
 (a new sm-assets version, another lake location) `ensure_catalog` builds a new file next to it and renames
@@ -12,7 +12,8 @@ Views (schema ``aws``, ``reports``):
   with ``as_of_date``, ``snapshot_date``, ``collected_at`` and ``region`` first;
 * ``aws.raw_sagemaker_<type>`` / ``_history``: the raw describe output the tables were built from;
 * ``aws.collection_status`` / ``_history``;
-* ``reports.<table>``: every report date.
+* ``reports.<table>``: every report date;
+* the macros of DDSQL's tag idioms (``akeys``, ``avals``, ``hstore``: `ddsql`), in ``main``.
 
 Each view takes its columns from the first file of its glob (the zero-row schema placeholder under
 1970-01-01) and matches the other files by name. Not ``union_by_name``: that opens every file of the glob
@@ -33,35 +34,30 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from sm_assets.core import duck, layout
+from sm_assets.core import ddsql, duck, layout
 from sm_assets.core.daily_tables import daily_table_schemas, ensure_placeholders
 from sm_assets.core.lake_upgrade import upgrade_lake
 from sm_assets.core.layout import LakeDir
-from sm_assets.core.schemas import TableSpec
+from sm_assets.core.schemas import TableSpec, duckdb_type
 from sm_assets.core.specs import RESOURCE_SPECS
 
 CATALOG_VERSION = 2  # bump when the view SQL changes in a way the hash below would not see
 _VERSION_TABLE = "main.sm_assets_catalog"
 
-DUCKDB_TYPE_OF_ARROW = {
-    pa.string(): "VARCHAR",
-    pa.date32(): "DATE",
-    pa.int64(): "BIGINT",
-    pa.float64(): "DOUBLE",
-    pa.bool_(): "BOOLEAN",
-    pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
-    pa.map_(pa.string(), pa.string()): "MAP(VARCHAR, VARCHAR)",
-    pa.list_(pa.string()): "VARCHAR[]",
-}
 
-
-def duckdb_type(arrow_type: pa.DataType) -> str:
-    return DUCKDB_TYPE_OF_ARROW[arrow_type]
+def _column_sql(name: str, view_type: str) -> str:
+    q = duck.sql_identifier(name)
+    if view_type == "JSON":
+        return f"CAST({q} AS JSON) AS {q}"
+    if view_type == "MAP(VARCHAR, VARCHAR)":
+        return f"{ddsql.sorted_tags(q)} AS {q}"
+    return q
 
 
 def _columns_sql(columns: Iterable[tuple[str, str]]) -> str:
-    """Column expressions with the view's types: JSON columns are stored as text and exposed as JSON."""
-    return ", ".join(f'CAST("{n}" AS JSON) AS "{n}"' if t == "JSON" else f'"{n}"' for n, t in columns)
+    """Column expressions with the view's types: JSON columns are stored as text and exposed as JSON; tag maps
+    in key order, so that equal tag sets compare equal (DDSQL's `=` on tags)."""
+    return ", ".join(_column_sql(n, t) for n, t in columns)
 
 
 def table_select(table: TableSpec, source: str) -> str:
@@ -98,7 +94,7 @@ def lake_columns_sql(table: str) -> str:
 
 def view_statements(lake_dir: LakeDir, report_tables: dict[str, list[tuple[str, str]]]) -> list[str]:
     """Every statement of the catalog, in order (a pure function of the lake location and the code)."""
-    statements = ["CREATE SCHEMA aws", "CREATE SCHEMA reports"]
+    statements = ["CREATE SCHEMA aws", "CREATE SCHEMA reports", *ddsql.MACROS]
     tables = {spec.table.name: spec.table for spec in RESOURCE_SPECS}
     for name in daily_table_schemas():
         lake_cols = lake_columns(name)
@@ -106,7 +102,7 @@ def view_statements(lake_dir: LakeDir, report_tables: dict[str, list[tuple[str, 
         history_cols = [("as_of_date", "DATE"), *lake_cols]
         source = _daily_source(lake_dir, name)
         statements.append(f"CREATE VIEW aws.{name}_history AS SELECT {_columns_sql(history_cols)} FROM {source}")
-        latest = ", ".join(f'"{n}"' for n, _ in latest_cols)
+        latest = ", ".join(duck.sql_identifier(n) for n, _ in latest_cols)
         statements.append(
             f"CREATE VIEW aws.{name} AS SELECT {latest} FROM aws.{name}_history "
             f"WHERE as_of_date = {_latest_day(lake_dir, name)}"

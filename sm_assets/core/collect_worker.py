@@ -12,6 +12,11 @@ if __name__ == "__main__":
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     import logging
+    import signal
+
+    # The parent stops us (stdin EOF, then terminate): a terminal's Ctrl-C reaches the whole group, and a
+    # traceback from every worker would bury the parent's one line.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     from sm_assets.core.process_shards import run_worker, warm_up
 

@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sm_assets.core import statuses
 from sm_assets.core.aws_clients import CLIENT_LOCK, sagemaker_client
 from sm_assets.core.config import Settings
 from sm_assets.core.credentials import AccountCredentials, sts_client
@@ -53,7 +54,7 @@ class RawItem:
 class StatusRecord:
     region: str
     resource_type: str
-    status: str  # ok | access_denied | error
+    status: str  # one of statuses.STATUSES
     error_code: str | None = None
     message: str | None = None
     item_count: int = 0
@@ -82,11 +83,11 @@ class AccountSnapshot:
 
     @property
     def denied(self) -> bool:
-        return any(s.status == "access_denied" for s in self.statuses)
+        return any(s.status == statuses.ACCESS_DENIED for s in self.statuses)
 
     @property
     def errors(self) -> list[StatusRecord]:
-        return [s for s in self.statuses if s.status == "error"]
+        return [s for s in self.statuses if s.status == statuses.ERROR]
 
     @property
     def api_calls(self) -> int:
@@ -116,9 +117,9 @@ def failed_snapshot(
 def _error_details(exc: Exception) -> tuple[str, str, str]:
     """(status, code, one-line message) for an exception raised while collecting."""
     code, message = aws_error(exc)
-    if isinstance(exc, ClientError):
-        return ("access_denied" if code in ACCESS_DENIED_CODES else "error"), code, message
-    return "error", code, message
+    if isinstance(exc, ClientError) and code in ACCESS_DENIED_CODES:
+        return statuses.ACCESS_DENIED, code, message
+    return statuses.ERROR, code, message
 
 
 class _CallCounter:
@@ -149,7 +150,7 @@ def collect_resource(
     saved = 0
     client.meta.events.register("before-send.sagemaker.*", counter)
     items: list[RawItem] = []
-    gone = NOT_FOUND_CODES | VALIDATION_CODES
+    skipped: list[str] = []  # resources a describe or ListTags refused with ValidationException
     try:
         tags_denied: str | None = None
         for page in client.get_paginator(spec.list_operation).paginate(**spec.list_params):
@@ -167,8 +168,7 @@ def collect_resource(
                     try:
                         described = getattr(client, spec.describe_operation)(**{spec.describe_param: name})
                     except ClientError as exc:
-                        if aws_error(exc)[0] in gone:
-                            log.info("%s %s vanished before describe; skipped", spec.resource_type, name)
+                        if _skip(exc, spec, name, "describe", skipped):
                             continue
                         raise
                     body = payload(described)
@@ -187,21 +187,33 @@ def collect_resource(
                         ]
                     except ClientError as exc:
                         code = aws_error(exc)[0]
-                        if code in gone:
+                        if code in ACCESS_DENIED_CODES - REGION_NOT_ENABLED_CODES:
+                            # Keep the resource; say loudly that its tags could not be read.
+                            tags_denied = code
+                        elif _skip(exc, spec, name, "ListTags", skipped):
                             continue
-                        if code not in ACCESS_DENIED_CODES:
+                        else:
                             raise
-                        # Keep the resource; say loudly that its tags could not be read.
-                        tags_denied = f"ListTags denied ({code}); tags not collected"
                 items.append(RawItem(spec.resource_type, region, arn, name, body, tags))
         if tags_denied:
-            status = StatusRecord(region, spec.resource_type, "access_denied", "ListTagsDenied", tags_denied)
+            status = StatusRecord(
+                region,
+                spec.resource_type,
+                statuses.TAGS_DENIED,
+                tags_denied,
+                f"ListTags denied ({tags_denied}); resources collected, tags not",
+            )
         else:
-            status = StatusRecord(region, spec.resource_type, "ok")
+            status = StatusRecord(region, spec.resource_type, statuses.OK)
+        if skipped:
+            # Recorded on the status row (the region is still collected): what was left out, and why.
+            status.error_code = status.error_code or "ValidationException"
+            status.message = "; ".join(filter(None, [status.message, f"skipped {len(skipped)}: " + "; ".join(skipped)]))
     except Exception as exc:  # noqa: BLE001 - one bad region/payload must not hide the others
         state, code, message = _error_details(exc)
         if code in REGION_NOT_ENABLED_CODES:
-            message = f"region {region} is probably not enabled for this account (opt-in region): {message}"
+            state = statuses.REGION_DISABLED
+            message = f"region {region} is not enabled for this account (opt-in region): {message}"
         log.debug("%s %s in %s: %s %s", spec.resource_type, state, region, code, message)
         status = StatusRecord(region, spec.resource_type, state, code, message)
         items = []  # a partial listing must not pass for the whole truth
@@ -211,6 +223,21 @@ def collect_resource(
     status.api_calls = counter.count
     status.api_calls_saved = saved
     return items, status
+
+
+def _skip(exc: ClientError, spec: ResourceSpec, name: str, call: str, skipped: list[str]) -> bool:
+    """True when the resource is to be left out: it vanished since the list (not found: an info line), or
+    SageMaker refused the call with ValidationException (a warning, and a note on the status row; SageMaker
+    also answers that way for an endpoint or config deleted since the list)."""
+    code, message = aws_error(exc)
+    if code in NOT_FOUND_CODES:
+        log.info("%s %s vanished before %s; skipped", spec.resource_type, name, call)
+        return True
+    if code in VALIDATION_CODES:
+        log.warning("%s %s: %s answered %s (%s); skipped", spec.resource_type, name, call, code, message)
+        skipped.append(f"{name} ({call}: {code}: {message})"[:300])
+        return True
+    return False
 
 
 def _collect_region(

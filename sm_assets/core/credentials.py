@@ -10,7 +10,7 @@ import boto3
 import botocore.session
 from botocore.credentials import RefreshableCredentials
 
-from sm_assets.core.aws_clients import aws_partition, client_config, shared_loader
+from sm_assets.core.aws_clients import client_config, shared_loader
 from sm_assets.core.config import Settings
 from sm_assets.core.errors import EXPIRED_TOKEN_CODES
 
@@ -23,7 +23,7 @@ MAX_RENEWALS_PER_CALL = 3
 
 
 def role_arn(account_id: str, settings: Settings) -> str:
-    return f"arn:{aws_partition(settings.regions[0])}:iam::{account_id}:role/{settings.role_name}"
+    return f"arn:{settings.partition}:iam::{account_id}:role/{settings.role_name}"
 
 
 def assume_role(sts: Any, account_id: str, settings: Settings) -> dict[str, Any]:
@@ -34,8 +34,10 @@ def assume_role(sts: Any, account_id: str, settings: Settings) -> dict[str, Any]
 
 
 def sts_client(session: boto3.Session, settings: Settings, max_pool_connections: int = 10) -> Any:
+    """STS in the home region, at the endpoint botocore resolves there (regional by default): never a member
+    region, which the collector's own account may not have enabled."""
     return session.client(
-        "sts", region_name=settings.regions[0], config=client_config(max_pool_connections=max_pool_connections)
+        "sts", region_name=settings.home_region, config=client_config(max_pool_connections=max_pool_connections)
     )
 
 

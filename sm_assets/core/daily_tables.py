@@ -151,7 +151,7 @@ def _culprit(conn: duckdb.DuckDBPyConnection, files: list[str], query: Callable[
 
 def _selected(files: Sequence[str], schema: pa.Schema, where: str = "") -> str:
     """The rows of the selected snapshots in `files` (the keys table `snapshot_keys` is registered)."""
-    columns = ", ".join(f'r."{name}"' for name in schema.names)
+    columns = ", ".join(f"r.{duck.sql_identifier(name)}" for name in schema.names)
     source = f"read_parquet({duck.sql_list(list(files))}, union_by_name = true)"
     return (
         f"SELECT {columns} FROM {source} r SEMI JOIN snapshot_keys k "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -59,10 +60,10 @@ def install_extensions(conn: duckdb.DuckDBPyConnection) -> None:
     try:
         for name in S3_EXTENSIONS:
             if name not in installed:
-                conn.execute(f"INSTALL {_literal(str(extension_file(name)))}")
+                conn.execute(f"INSTALL {sql_string(str(extension_file(name)))}")
         conn.execute("LOAD httpfs")
     except duckdb.IOException:
-        conn.execute(f"LOAD {_literal(str(extension_file('httpfs')))}")
+        conn.execute(f"LOAD {sql_string(str(extension_file('httpfs')))}")
 
 
 def s3_secret_sql(bucket: str) -> str:
@@ -86,13 +87,9 @@ def s3_secret_sql(bucket: str) -> str:
         options = ""
         region = s3.bucket_region(bucket) or region
     params["REGION"] = region or "us-east-1"
-    body = ", ".join(f"{k} {_literal(v)}" for k, v in params.items())
-    scope = _literal("s3://" + bucket)
+    body = ", ".join(f"{k} {sql_string(v)}" for k, v in params.items())
+    scope = sql_string("s3://" + bucket)
     return f"CREATE OR REPLACE TEMPORARY SECRET sm_assets_lake (TYPE s3, {body}{options}, SCOPE {scope})"
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def enable_s3(conn: duckdb.DuckDBPyConnection, lake_dir: LakeDir) -> None:
@@ -110,11 +107,20 @@ def connect(lake_dir: LakeDir | None = None, *, memory_limit: str = MEMORY_LIMIT
     return conn
 
 
+# The one place SQL text is quoted (DuckDB has no quoting API): every literal and identifier the core
+# builds SQL from goes through these.
+
+
 def sql_string(value: str) -> str:
     """A SQL string literal."""
-    return _literal(value)
+    return "'" + value.replace("'", "''") + "'"
 
 
-def sql_list(values: list[str]) -> str:
+def sql_identifier(name: str) -> str:
+    """A quoted SQL identifier (column, member of a struct)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_list(values: Sequence[str]) -> str:
     """A SQL list literal of strings, e.g. the file list of read_parquet."""
-    return "[" + ", ".join(_literal(v) for v in values) + "]"
+    return "[" + ", ".join(sql_string(v) for v in values) + "]"

@@ -21,6 +21,7 @@ from sm_assets.core.daily_tables import daily_table_schemas
 from sm_assets.core.errors import LakeError
 from sm_assets.core.layout import LakeDir, LakePath
 from sm_assets.core.reports.schemas import STORED_REPORT_TABLES
+from sm_assets.core.schemas import arrow_schema
 
 _THREADS = 8  # footer reads are one small request each on S3
 
@@ -65,7 +66,7 @@ def _stored_files(lake_dir: LakeDir) -> Iterator[tuple[LakePath, pa.Schema]]:
             if entry.is_dir and match and match.group(1) != layout.PLACEHOLDER_DAY.isoformat():
                 yield layout.join(entry.path, layout.DAILY_FILE), schema
     for table, columns in STORED_REPORT_TABLES.items():
-        schema = pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
+        schema = arrow_schema(columns)
         for entry in lake.list_folder(layout.report_dir(lake_dir, table)):
             match = layout.REPORT_DIR.match(entry.name)
             if entry.is_dir and match and match.group(1) != layout.PLACEHOLDER_DAY.isoformat():

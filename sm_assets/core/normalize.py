@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from sm_assets.core.collection import AccountSnapshot, RawItem
+from sm_assets.core.duck import sql_identifier, sql_string
 from sm_assets.core.payloads import dumps
 from sm_assets.core.schemas import TableSpec
 
@@ -67,6 +68,9 @@ def normalize_item(
         elif col.duckdb_type == "JSON":
             value = body.get(source) if source else None
             row[col.name] = None if value is None else dumps(value)
+        elif col.duckdb_type == "BOOLEAN":
+            value = body.get(source)
+            row[col.name] = None if value is None else value is True or str(value).lower() == "true"
         elif col.duckdb_type.startswith("TIMESTAMP"):
             try:
                 row[col.name] = parse_timestamp(body.get(source))
@@ -113,11 +117,11 @@ def _describe_struct(table: TableSpec) -> str:
     for col in table.lake_columns:
         if col.source_fields and col.duckdb_type != "MAP(VARCHAR, VARCHAR)":
             fields.setdefault(col.source_fields[0], "JSON" if col.duckdb_type == "JSON" else "VARCHAR")
-    return json.dumps(fields, separators=(",", ":")).replace("'", "''")
+    return sql_string(json.dumps(fields, separators=(",", ":")))
 
 
 def _member(field_name: str) -> str:
-    return 'd."' + field_name.replace('"', '""') + '"'
+    return "d." + sql_identifier(field_name)
 
 
 def normalize_select_sql(table: TableSpec, source: str) -> str:
@@ -142,12 +146,14 @@ def normalize_select_sql(table: TableSpec, source: str) -> str:
         elif col.duckdb_type == "JSON":
             # An explicit JSON null is as absent as a missing block.
             expr = f"nullif(CAST({_member(source_field)} AS VARCHAR), 'null')"
+        elif col.duckdb_type == "BOOLEAN":
+            expr = f"TRY_CAST({_member(source_field)} AS BOOLEAN)"
         elif col.duckdb_type.startswith("TIMESTAMP"):
             expr = f"TRY_CAST({_member(source_field)} AS TIMESTAMPTZ)"
         else:
             expr = _member(source_field)
-        exprs.append(f'{expr} AS "{col.name}"')
+        exprs.append(f"{expr} AS {sql_identifier(col.name)}")
     return (
         f"SELECT {', '.join(exprs)} FROM "
-        f"(SELECT *, json_transform(describe_json, '{_describe_struct(table)}') AS d FROM {source})"
+        f"(SELECT *, json_transform(describe_json, {_describe_struct(table)}) AS d FROM {source})"
     )

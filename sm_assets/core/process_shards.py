@@ -45,6 +45,21 @@ def prestart(processes: int) -> None:
             _PRESTARTED.append((_spawn(env), env))
 
 
+def stop_prestarted() -> None:
+    """Stop the prestarted workers no collection took (they would exit with this process anyway)."""
+    with _PRESTART_LOCK:
+        while _PRESTARTED:
+            proc, _ = _PRESTARTED.pop()
+            with contextlib.suppress(OSError):
+                if proc.stdin:
+                    proc.stdin.close()  # EOF before a job: the worker exits at once
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def _take_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     """A prestarted worker with this environment (credentials, endpoint), else a new one. Prestarted workers
     with another environment are stopped: they would call the wrong endpoint or as the wrong identity."""
@@ -189,7 +204,11 @@ def warm_up() -> None:
 
 def run_worker(job_stream: Any, out_stream: Any) -> None:
     """The worker side of `collect_in_processes` (see collect_worker.py)."""
-    account_ids, settings, specs, previous, max_accounts_in_parallel = pickle.load(job_stream)
+    try:
+        job = pickle.load(job_stream)
+    except EOFError:  # a prestarted worker whose parent stopped, or needed no more workers
+        return
+    account_ids, settings, specs, previous, max_accounts_in_parallel = job
     lock = threading.Lock()
 
     def watchdog() -> None:

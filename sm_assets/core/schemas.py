@@ -1,16 +1,42 @@
-"""Table contracts: the lake's Parquet datasets and the DuckDB views over them.
+"""Table contracts: the raw snapshot and status files, and the normalized DDSQL tables built from them.
 
-Every dataset is stored as one Parquet file per (snapshot_date, account_id):
-``<lake>/<dataset>/snapshot_date=YYYY-MM-DD/account_id=NNNNNNNNNNNN.parquet``.
-Each file carries ``snapshot_date``, ``account_id`` and ``region`` as real columns, so
-readers never depend on path parsing for values (only for finding the latest file).
+A normalized table's columns are DDSQL's: ``_key`` then the rest alphabetically, each named after the AWS
+field it comes from (`ddsql_table`). Every file also carries ``snapshot_date``, ``collected_at`` and
+``region`` (`LAKE_KEY_COLUMNS`), so readers never depend on path parsing for values.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
+
+# The one DuckDB <-> Arrow type table: the type a view exposes -> the type its Parquet files store.
+# JSON is stored as text and cast by the views, so DuckDB's own mapping (which this table agrees with
+# everywhere else: sm_assets_tests/core/test_sql_types.py) would not do.
+ARROW_TYPE_OF_DUCKDB: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "DATE": pa.date32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
+    "MAP(VARCHAR, VARCHAR)": pa.map_(pa.string(), pa.string()),
+    "VARCHAR[]": pa.list_(pa.string()),
+}
+# Back from a stored type; text reads back as VARCHAR (a JSON column's view type comes from its Column).
+DUCKDB_TYPE_OF_ARROW: dict[pa.DataType, str] = {arrow: name for name, arrow in reversed(ARROW_TYPE_OF_DUCKDB.items())}
+
+
+def arrow_type(duckdb_type: str) -> pa.DataType:
+    return ARROW_TYPE_OF_DUCKDB[duckdb_type]
+
+
+def duckdb_type(arrow: pa.DataType) -> str:
+    return DUCKDB_TYPE_OF_ARROW[arrow]
 
 
 @dataclass(frozen=True)
@@ -40,12 +66,16 @@ class TableSpec:
         return LAKE_KEY_COLUMNS + self.columns
 
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, c.arrow_type) for c in self.lake_columns])
+        return arrow_schema(self.lake_columns)
 
 
-TS = pa.timestamp("us", tz="UTC")
-STR = pa.string()
-TAGS = pa.map_(pa.string(), pa.string())
+def arrow_schema(columns: Iterable[Column]) -> pa.Schema:
+    """The Parquet schema of these columns, in order (all fields nullable)."""
+    return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
+
+
+TS = arrow_type("TIMESTAMP WITH TIME ZONE")
+STR = arrow_type("VARCHAR")
 
 LAKE_KEY_COLUMNS: tuple[Column, ...] = (
     Column("snapshot_date", "DATE", pa.date32(), "UTC date the snapshot was collected", required=True),
@@ -54,160 +84,42 @@ LAKE_KEY_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def _c(name: str, duckdb_type: str, desc: str, *fields: str, required: bool = False) -> Column:
-    arrow = {
-        "VARCHAR": STR,
-        "JSON": STR,  # stored as text, exposed as JSON by the view
-        "TIMESTAMP WITH TIME ZONE": TS,
-        "MAP(VARCHAR, VARCHAR)": TAGS,
-    }[duckdb_type]
-    return Column(name, duckdb_type, arrow, desc, tuple(fields), required)
+def column_name(field: str) -> str:
+    """DDSQL's column name for an AWS field: snake_case (JobDefinitionArn -> job_definition_arn)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", field).lower()
 
 
-MODEL_QUALITY_JOB_DEFINITION = TableSpec(
-    name="sagemaker_model_quality_job_definition",
-    description=(
-        "SageMaker model quality job definitions, one row per definition, matching Datadog DDSQL "
-        "`aws.sagemaker_model_quality_job_definition` column for column."
-    ),
-    columns=(
-        _c(
-            "_key",
-            "VARCHAR",
-            "Row key: the job definition ARN (globally unique)",
-            "JobDefinitionArn",
-            required=True,
-        ),
-        _c("account_id", "VARCHAR", "AWS account that owns the definition", "JobDefinitionArn", required=True),
-        _c(
-            "creation_time",
-            "TIMESTAMP WITH TIME ZONE",
-            "When the definition was created",
-            "CreationTime",
-            required=True,
-        ),
-        _c("job_definition_arn", "VARCHAR", "ARN of the job definition", "JobDefinitionArn", required=True),
-        _c("job_definition_name", "VARCHAR", "Name of the job definition", "JobDefinitionName", required=True),
-        _c("job_resources", "JSON", "JobResources block", "JobResources"),
-        _c(
-            "model_quality_app_specification",
-            "JSON",
-            "ModelQualityAppSpecification block",
-            "ModelQualityAppSpecification",
-        ),
-        _c(
-            "model_quality_baseline_config",
-            "JSON",
-            "ModelQualityBaselineConfig block (NULL if absent)",
-            "ModelQualityBaselineConfig",
-        ),
-        _c("model_quality_job_input", "JSON", "ModelQualityJobInput block", "ModelQualityJobInput"),
-        _c(
-            "model_quality_job_output_config",
-            "JSON",
-            "ModelQualityJobOutputConfig block",
-            "ModelQualityJobOutputConfig",
-        ),
-        _c("network_config", "JSON", "NetworkConfig block (NULL if absent)", "NetworkConfig"),
-        _c("role_arn", "VARCHAR", "IAM role the monitoring job runs as", "RoleArn"),
-        _c("stopping_condition", "JSON", "StoppingCondition block (NULL if absent)", "StoppingCondition"),
-        _c("tags", "MAP(VARCHAR, VARCHAR)", "Resource tags from ListTags", "Tags"),
-    ),
-)
+@dataclass(frozen=True)
+class Field:
+    """One field of a describe payload that becomes a column named after it."""
 
-ENDPOINT = TableSpec(
-    name="sagemaker_endpoint",
-    description="SageMaker endpoints (from ListEndpoints), one row per endpoint.",
-    columns=(
-        _c("_key", "VARCHAR", "Row key: the endpoint ARN", "EndpointArn", required=True),
-        _c("account_id", "VARCHAR", "AWS account that owns the endpoint", "EndpointArn", required=True),
-        _c("creation_time", "TIMESTAMP WITH TIME ZONE", "When the endpoint was created", "CreationTime"),
-        _c("endpoint_arn", "VARCHAR", "ARN of the endpoint", "EndpointArn", required=True),
-        _c("endpoint_name", "VARCHAR", "Name of the endpoint", "EndpointName", required=True),
-        _c(
-            "endpoint_status",
-            "VARCHAR",
-            "EndpointStatus (InService, Creating, Failed, ...)",
-            "EndpointStatus",
-        ),
-        _c(
-            "last_modified_time",
-            "TIMESTAMP WITH TIME ZONE",
-            "When the endpoint last changed",
-            "LastModifiedTime",
-        ),
-    ),
-)
+    name: str  # the AWS field, e.g. "DataCaptureConfig" ("Tags": the ListTags result)
+    duckdb_type: str = "JSON"
+    description: str = ""
+    required: bool = False
 
-MONITORING_SCHEDULE = TableSpec(
-    name="sagemaker_monitoring_schedule",
-    description=(
-        "SageMaker ModelQuality monitoring schedules (DescribeMonitoringSchedule), mirroring Datadog DDSQL "
-        "`aws.sagemaker_monitoring_schedule`."
-    ),
-    columns=(
-        _c("_key", "VARCHAR", "Row key: the monitoring schedule ARN", "MonitoringScheduleArn", required=True),
-        _c(
-            "account_id",
-            "VARCHAR",
-            "AWS account that owns the schedule",
-            "MonitoringScheduleArn",
-            required=True,
-        ),
-        _c("creation_time", "TIMESTAMP WITH TIME ZONE", "When the schedule was created", "CreationTime"),
-        _c("endpoint_name", "VARCHAR", "Endpoint the schedule monitors", "EndpointName"),
-        _c("failure_reason", "VARCHAR", "Why the schedule failed, if it did", "FailureReason"),
-        _c(
-            "last_modified_time",
-            "TIMESTAMP WITH TIME ZONE",
-            "When the schedule last changed",
-            "LastModifiedTime",
-        ),
-        _c(
-            "last_monitoring_execution_summary",
-            "JSON",
-            "LastMonitoringExecutionSummary block",
-            "LastMonitoringExecutionSummary",
-        ),
-        _c(
-            "monitoring_schedule_arn",
-            "VARCHAR",
-            "ARN of the schedule",
-            "MonitoringScheduleArn",
-            required=True,
-        ),
-        _c(
-            "monitoring_schedule_config",
-            "JSON",
-            "MonitoringScheduleConfig block (names the job definition)",
-            "MonitoringScheduleConfig",
-        ),
-        _c(
-            "monitoring_schedule_name",
-            "VARCHAR",
-            "Name of the schedule",
-            "MonitoringScheduleName",
-            required=True,
-        ),
-        _c(
-            "monitoring_schedule_status",
-            "VARCHAR",
-            "Pending | Failed | Scheduled | Stopped",
-            "MonitoringScheduleStatus",
-        ),
-        _c(
-            "monitoring_type",
-            "VARCHAR",
-            "DataQuality | ModelQuality | ModelBias | ModelExplainability",
-            "MonitoringType",
-        ),
-        _c("tags", "MAP(VARCHAR, VARCHAR)", "Resource tags from ListTags", "Tags"),
-    ),
-)
 
-NORMALIZED_TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (MODEL_QUALITY_JOB_DEFINITION, ENDPOINT, MONITORING_SCHEDULE)
-}
+def ddsql_table(name: str, description: str, arn_field: str, fields: tuple[Field, ...]) -> TableSpec:
+    """A DDSQL table: ``_key`` (the ARN), then ``account_id`` and every field's column in alphabetical
+    order, as Datadog lists them."""
+    columns = [
+        Column(
+            column_name(f.name),
+            f.duckdb_type,
+            arrow_type(f.duckdb_type),
+            f.description or f"{f.name} from the describe output",
+            (f.name,),
+            f.required,
+        )
+        for f in fields
+    ]
+    columns.append(Column("account_id", "VARCHAR", STR, "AWS account that owns the resource", (arn_field,), True))
+    key = Column("_key", "VARCHAR", STR, f"Row key: {arn_field} (globally unique, stable)", (arn_field,), True)
+    return TableSpec(name, (key, *sorted(columns, key=lambda c: c.name)), description)
+
+
+TAGS_FIELD = Field("Tags", "MAP(VARCHAR, VARCHAR)", "Resource tags from ListTags (every page); NULL when not read")
+
 
 # Raw describe output: one row per resource, the describe (or list-summary) payload verbatim as JSON text.
 RAW_SCHEMA = pa.schema(

@@ -15,15 +15,13 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sm_assets.core import lake, layout
+from sm_assets.core import lake, layout, statuses
 from sm_assets.core.collection import AccountSnapshot, StatusRecord
 from sm_assets.core.errors import LakeError
 from sm_assets.core.layout import LakeDir, LakePath
 from sm_assets.core.payloads import dumps
 from sm_assets.core.schemas import COLLECTION_STATUS_SCHEMA, RAW_SCHEMA
 from sm_assets.core.specs import RESOURCE_SPECS
-
-STATUSES = ("ok", "access_denied", "error")
 
 
 def raw_table(snapshot: AccountSnapshot) -> pa.Table:
@@ -88,7 +86,7 @@ class StoredSnapshot:
     api_calls: int
     api_calls_saved: int
     cells: frozenset[tuple[str, str]] = frozenset()  # the (region, resource type) pairs with a status
-    denied: tuple[str, ...] = ()  # "region/type: code" of every access_denied status
+    denied: tuple[str, ...] = ()  # "region/type: code" of every access_denied or tags_denied status
     errors: tuple[str, ...] = ()  # "region/type: code: message" of every error status
 
     def metadata(self) -> dict[str, object]:
@@ -122,17 +120,20 @@ def store_snapshot(lake_dir: LakeDir, snapshot: AccountSnapshot) -> StoredSnapsh
         raw_path=raw_path,
         status_path=status_path,
         rows_by_type=counts,
-        statuses={s: sum(x.status == s for x in snapshot.statuses) for s in STATUSES},
+        statuses={s: sum(x.status == s for x in snapshot.statuses) for s in statuses.STATUSES},
         api_calls=snapshot.api_calls,
         api_calls_saved=snapshot.api_calls_saved,
         cells=frozenset((s.region, s.resource_type) for s in snapshot.statuses),
         denied=tuple(
-            f"{s.region}/{s.resource_type}: {s.error_code}" for s in snapshot.statuses if s.status == "access_denied"
+            f"{s.region}/{s.resource_type}: {s.error_code}"
+            + (" (tags only)" if s.status == statuses.TAGS_DENIED else "")
+            for s in snapshot.statuses
+            if s.status in (statuses.ACCESS_DENIED, statuses.TAGS_DENIED)
         ),
         errors=tuple(
             f"{s.region}/{s.resource_type}: {s.error_code}: {s.message}"
             for s in snapshot.statuses
-            if s.status == "error"
+            if s.status == statuses.ERROR
         ),
     )
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
-
 from sm_assets.core import catalog, layout
 from sm_assets.core.config import Settings
 from sm_assets.core.reports.schemas import STORED_REPORT_TABLES
+from sm_assets.core.schemas import arrow_schema
 
 
 def report_view_columns() -> dict[str, list[tuple[str, str]]]:
@@ -31,7 +30,7 @@ def prepare_storage(settings: Settings) -> bool:
     placeholders = [
         (
             layout.report_file(settings.lake_dir, table, layout.PLACEHOLDER_DAY),
-            pa.schema([pa.field(c.name, c.arrow_type) for c in columns]),
+            arrow_schema(columns),
         )
         for table, columns in STORED_REPORT_TABLES.items()
     ]

@@ -2,73 +2,98 @@
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from sm_assets.core.config import Settings
+from sm_assets.core.inventory_options import InventoryOptions
 
 
-class SmAssetsConfig(dg.ConfigurableResource):
-    """Where the lake lives and what to collect. Defaults come from the SM_ASSETS_* environment variables."""
+class SettingsFields(BaseModel):
+    """The collection settings (`Settings.build`'s keyword arguments), declared once for both the component's
+    attributes and SmAssetsConfig's config. No defaults here: unset (None) means the SM_ASSETS_* environment
+    variable, else the built-in default (core/config.py)."""
 
-    data_dir: str = Field(
-        description="Directory holding the Parquet lake and sm_assets.duckdb, or s3://bucket/prefix for the lake"
+    data_dir: str | None = Field(
+        default=None,
+        description="The lake: a local directory (also holds sm_assets.duckdb) or s3://bucket/prefix "
+        "(SM_ASSETS_DATA_DIR; default ./data)",
     )
-    regions: list[str] = Field(description="Regions to collect in every account")
-    role_name: str = Field(description="Read-only role assumed in each member account")
-    external_id: str | None = Field(default=None, description="ExternalId for AssumeRole, if the role needs one")
+    regions: list[str] | None = Field(
+        default=None, description="Regions collected in every account (SM_ASSETS_REGIONS; default 3 regions)"
+    )
+    role_name: str | None = Field(
+        default=None,
+        description="Read-only role assumed in each member account (SM_ASSETS_ROLE_NAME; default "
+        "SageMakerInventoryReadOnly)",
+    )
+    external_id: str | None = Field(
+        default=None, description="ExternalId for AssumeRole, if the role needs one (SM_ASSETS_EXTERNAL_ID)"
+    )
     accounts: list[str] | None = Field(
-        default=None, description="Explicit account ids; when unset, ACTIVE accounts from AWS Organizations"
+        default=None,
+        description="Explicit account ids; unset: the ACTIVE accounts of the AWS Organization (SM_ASSETS_ACCOUNTS)",
     )
-    coverage_drop_warn_points: float = Field(
-        default=5.0, description="WARN when fleet coverage drops by more than this many points day over day"
+    coverage_drop_warn_points: float | None = Field(
+        default=None,
+        description="WARN when fleet coverage drops by more than this many points day over day "
+        "(SM_ASSETS_COVERAGE_DROP_WARN_POINTS; default 5)",
     )
-    redact_secrets: bool = Field(
-        default=True,
-        description="Replace Environment values and secret-looking ContainerArguments before storing anything",
+    redact_secrets: bool | None = Field(
+        default=None,
+        description="Replace Environment values and secret-looking ContainerArguments before storing anything "
+        "(SM_ASSETS_REDACT_SECRETS; default true)",
     )
-    collect_processes: int = Field(
-        default=1,
-        description="Worker processes collecting accounts in parallel (SM_ASSETS_COLLECT_PROCESSES; 1: threads only)",
+    collect_processes: int | None = Field(
+        default=None,
+        description="Worker processes collecting accounts in parallel (SM_ASSETS_COLLECT_PROCESSES; default: "
+        "one per usable CPU, at most 8)",
     )
     duckdb_path: str | None = Field(
-        default=None, description="Local DuckDB file (default: <data_dir>/sm_assets.duckdb, ./data/ on S3)"
+        default=None,
+        description="Local DuckDB file of views (SM_ASSETS_DUCKDB_PATH; default <data_dir>/sm_assets.duckdb, "
+        "./data/ when the lake is on S3)",
     )
-    shard_size: int = Field(default=500, description="Accounts per run of the daily schedule (SM_ASSETS_SHARD_SIZE)")
+    shard_size: int | None = Field(
+        default=None, description="Accounts per run of the daily schedule (SM_ASSETS_SHARD_SIZE; default 500)"
+    )
+    stale_after_days: int | None = Field(
+        default=None,
+        description="Reports count a snapshot older than this many days as stale (SM_ASSETS_STALE_AFTER_DAYS; "
+        "default 7)",
+    )
+    home_region: str | None = Field(
+        default=None,
+        description="Region for Organizations and STS (SM_ASSETS_HOME_REGION; default: the region chain's, else "
+        "the partition's Organizations region)",
+    )
+
+    def settings_overrides(self) -> dict[str, object]:
+        """The settings given here (the rest come from the environment or the defaults)."""
+        return self.model_dump(include=set(SettingsFields.model_fields), exclude_none=True)
+
+
+class SmAssetsConfig(dg.ConfigurableResource, SettingsFields):
+    """What one inventory collects and where its lake lives. Built from the validated settings, so every
+    value is shown in the UI; a launchpad override is validated again when a run starts."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SmAssetsConfig":
-        return cls(
-            data_dir=settings.data_location,
-            regions=list(settings.regions),
-            role_name=settings.role_name,
-            external_id=settings.external_id,
-            accounts=list(settings.accounts) if settings.accounts else None,
-            coverage_drop_warn_points=settings.coverage_drop_warn_points,
-            redact_secrets=settings.redact_secrets,
-            collect_processes=settings.collect_processes,
-            duckdb_path=str(settings.duckdb_file) if settings.duckdb_file else None,
-            shard_size=settings.shard_size,
-        )
+        return cls(**settings.build_inputs())
 
-    def settings(self) -> Settings:
+    def settings(self, check_writable: bool = True) -> Settings:
         # Re-validated here so launchpad overrides get the same one-line errors as the environment.
-        return Settings.build(
-            data_dir=self.data_dir,
-            regions=self.regions,
-            role_name=self.role_name,
-            external_id=self.external_id,
-            accounts=self.accounts,
-            coverage_drop_warn_points=self.coverage_drop_warn_points,
-            redact_secrets=self.redact_secrets,
-            collect_processes=self.collect_processes,
-            duckdb_path=self.duckdb_path,
-            shard_size=self.shard_size,
-        )
+        return Settings.build(**self.settings_overrides(), check_writable=check_writable)
 
 
-def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+def resource_keys(options: InventoryOptions) -> tuple[str, str]:
+    """(settings, DuckDB) resource keys: `sm_config` and `duckdb`, prefixed like the inventory's other names."""
+    return options.name("sm_config"), options.name("duckdb")
+
+
+def build_resources(settings: Settings, options: InventoryOptions | None = None) -> dict[str, dg.ConfigurableResource]:
+    config_key, duckdb_key = resource_keys(options or InventoryOptions())
     return {
-        "sm_config": SmAssetsConfig.from_settings(settings),
+        config_key: SmAssetsConfig.from_settings(settings),
         # Read-only: the file holds views only, and a reader must never make a refresh wait.
-        "duckdb": DuckDBResource(database=str(settings.duckdb_path), connection_config={"access_mode": "READ_ONLY"}),
+        duckdb_key: DuckDBResource(database=str(settings.duckdb_path), connection_config={"access_mode": "READ_ONLY"}),
     }

@@ -29,12 +29,15 @@ from moto.core.utils import utcnow
 from moto.iam.exceptions import NotFoundException
 from moto.iam.models import iam_backends
 from moto.sagemaker.exceptions import ResourceInUseException, ResourceNotFound, ValidationError
-from moto.sagemaker.models import ModelQualityJobDefinition, SageMakerModelBackend, sagemaker_backends
+from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemaker.utils import arn_formatter
 from moto.sts.responses import TokenResponse
 from moto.utilities.paginator import paginate
 from werkzeug.exceptions import HTTPException
+
+from sm_assets.core.specs import MONITOR_TYPES
+from sm_assets.demo import fake_sagemaker
 
 __all__ = [
     "ENDPOINT_STATUSES",
@@ -72,7 +75,7 @@ ENDPOINT_STATUSES = (
     "Failed",
     "UpdateRollbackFailed",
 )
-MONITORING_TYPES = ("DataQuality", "ModelQuality", "ModelBias", "ModelExplainability")
+MONITORING_TYPES = MONITOR_TYPES  # the registry's: DataQuality, ModelQuality, ModelBias, ModelExplainability
 
 # Moto creates this role in accounts made by organizations.CreateAccount (as real Organizations does);
 # we allow it unconditionally anyway so the seeder never depends on that moto detail.
@@ -171,18 +174,13 @@ def _schedule_not_found(backend: SageMakerModelBackend, name: str) -> ResourceNo
     return ResourceNotFound(message=f"Could not find monitoring schedule '{arn}'.")
 
 
-def _snake(monitoring_type: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", monitoring_type).lower()
-
-
 def _schedule_endpoint_name(backend: SageMakerModelBackend, config: dict[str, Any]) -> str | None:
     """The endpoint AWS reports for a schedule: the one its job definition reads from, if any."""
     definition_name = config.get("MonitoringJobDefinitionName")
     if definition_name:
-        prefix = _snake(config.get("MonitoringType") or "DataQuality")
-        definition = getattr(backend, f"{prefix}_job_definitions", {}).get(definition_name)
-        job_input = getattr(definition, f"{prefix}_job_input", None) or {}
-        return (job_input.get("EndpointInput") or {}).get("EndpointName")
+        stored = fake_sagemaker.job_definitions(backend, config.get("MonitoringType") or "DataQuality")
+        definition = stored.get(definition_name)
+        return definition.endpoint_name if definition is not None else None
     # Legacy inline definition (DataQuality only).
     inputs = (config.get("MonitoringJobDefinition") or {}).get("MonitoringInputs") or []
     for item in inputs:
@@ -344,6 +342,9 @@ def _resp_list_monitoring_schedules(self: SageMakerResponse) -> ActionResult:
 def _wrap_get_resource_from_arn(original: Callable[[SageMakerModelBackend, str], Any]) -> Callable[..., Any]:
     def _get_resource_from_arn(self: SageMakerModelBackend, arn: str) -> Any:
         resource_type, _, name = arn.split(":")[-1].partition("/")
+        definition = fake_sagemaker.resource_from_arn(self, arn)
+        if definition is not None:
+            return definition
         if resource_type != "monitoring-schedule":
             return original(self, arn)
         schedule = _schedules(self).get(name)
@@ -354,59 +355,6 @@ def _wrap_get_resource_from_arn(original: Callable[[SageMakerModelBackend, str],
 
     _get_resource_from_arn.__wrapped__ = original  # type: ignore[attr-defined]
     return _get_resource_from_arn
-
-
-# --------------------------------------------------------------------------------------------------
-# Model quality job definitions
-# --------------------------------------------------------------------------------------------------
-
-
-def _wrap_mq_init(original: Callable[..., None]) -> Callable[..., None]:
-    def __init__(self: ModelQualityJobDefinition, *args: Any, **kwargs: Any) -> None:
-        try:
-            original(self, *args, **kwargs)
-        except KeyError:
-            # moto's last statement reads ModelQualityJobInput.EndpointInput.EndpointName, which a
-            # BatchTransformInput definition does not have. Everything else is already set by then.
-            if "EndpointInput" in (self.model_quality_job_input or {}) or not hasattr(self, "creation_time"):
-                raise
-            self.endpoint_name = None
-
-    __init__.__wrapped__ = original  # type: ignore[attr-defined]
-    return __init__
-
-
-def _mq_describe(self: ModelQualityJobDefinition) -> dict[str, Any]:
-    # moto's describe() carries None for absent optional blocks (its serializer happens to drop them on the
-    # wire); omit them so in-process callers see AWS's shape too, and return copies of the stored request.
-    out: dict[str, Any] = {
-        "JobDefinitionArn": self.arn,
-        "JobDefinitionName": self.job_definition_name,
-        "CreationTime": self.creation_time,
-        "ModelQualityAppSpecification": self.model_quality_app_specification,
-        "ModelQualityJobInput": self.model_quality_job_input,
-        "ModelQualityJobOutputConfig": self.model_quality_job_output_config,
-        "JobResources": self.job_resources,
-        "RoleArn": self.role_arn,
-    }
-    optional = {
-        "ModelQualityBaselineConfig": self.model_quality_baseline_config,
-        "NetworkConfig": self.network_config,
-        "StoppingCondition": self.stopping_condition,
-    }
-    out.update({k: v for k, v in optional.items() if v is not None})
-    return copy.deepcopy(out)
-
-
-def _mq_summary(self: ModelQualityJobDefinition) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "MonitoringJobDefinitionName": self.job_definition_name,
-        "MonitoringJobDefinitionArn": self.arn,
-        "CreationTime": self.creation_time,
-    }
-    if self.endpoint_name is not None:  # batch-transform definitions have no endpoint
-        out["EndpointName"] = self.endpoint_name
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -496,11 +444,7 @@ def install_moto_extensions() -> None:
         SageMakerResponse.delete_monitoring_schedule = _resp_delete_monitoring_schedule  # type: ignore[attr-defined]
         SageMakerResponse.list_monitoring_schedules = _resp_list_monitoring_schedules  # type: ignore[attr-defined]
 
-        ModelQualityJobDefinition.__init__ = _wrap_mq_init(  # type: ignore[method-assign]
-            ModelQualityJobDefinition.__init__
-        )
-        ModelQualityJobDefinition.describe = _mq_describe  # type: ignore[method-assign]
-        ModelQualityJobDefinition.summary = _mq_summary  # type: ignore[method-assign]
+        fake_sagemaker.install()
 
         TokenResponse.assume_role = _wrap_assume_role(TokenResponse.assume_role)  # type: ignore[method-assign]
         _installed = True
@@ -540,11 +484,14 @@ def set_monitoring_schedule_state(
     status: str | None = None,
     last_execution_status: str | None = None,
     failure_reason: str | None = None,
-) -> None:
-    """Set a schedule's status and/or its last execution, as if executions had run.
+    scheduled_ago: timedelta = timedelta(0),
+) -> datetime | None:
+    """Set a schedule's status and/or its last execution, as if executions had run; returns the last
+    execution's ScheduledTime (UTC, naive as moto keeps it), None if none was set.
 
-    ``failure_reason`` goes to the schedule when ``status == "Failed"`` and to the execution summary when
-    ``last_execution_status == "Failed"``; a Failed state without a reason gets a realistic default.
+    The execution was scheduled at the top of the hour ``scheduled_ago`` before now. ``failure_reason`` goes
+    to the schedule when ``status == "Failed"`` and to the execution summary when ``last_execution_status ==
+    "Failed"``; a Failed state without a reason gets a realistic default.
     """
     install_moto_extensions()
     backend = _backend(account_id, region)
@@ -562,7 +509,7 @@ def set_monitoring_schedule_state(
             raise ValueError(
                 f"unknown execution status {last_execution_status!r}; expected one of {EXECUTION_STATUSES}"
             )
-        scheduled = now.replace(minute=0, second=0, microsecond=0)
+        scheduled = (now - scheduled_ago).replace(minute=0, second=0, microsecond=0)
         started = scheduled + timedelta(minutes=2)
         digest = hashlib.sha1(f"{schedule.arn}@{scheduled.isoformat()}".encode()).hexdigest()[:24]
         job_name = f"model-monitoring-{scheduled:%Y%m%d%H%M}-{digest}"
@@ -583,6 +530,7 @@ def set_monitoring_schedule_state(
             summary["FailureReason"] = failure_reason or "AlgorithmError: Error: Ground truth data not found."
         schedule.last_execution = summary
     schedule.last_modified_time = now
+    return None if schedule.last_execution is None else schedule.last_execution["ScheduledTime"]
 
 
 # --------------------------------------------------------------------------------------------------

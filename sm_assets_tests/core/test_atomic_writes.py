@@ -26,9 +26,11 @@ from sm_assets.core.collection import AccountSnapshot, RawItem
 from sm_assets.core.config import Settings
 from sm_assets.core.normalize import normalized_table
 from sm_assets.core.schemas import COLLECTION_STATUS_SCHEMA
-from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION as MQ
 from sm_assets.core.snapshots import daily_days
+from sm_assets.core.specs import MODEL_QUALITY_JOB_DEFINITION_SPEC
 from sm_assets.core.storage import prepare_storage
+
+MQ = MODEL_QUALITY_JOB_DEFINITION_SPEC.table
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "111122223333"

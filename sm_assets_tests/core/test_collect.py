@@ -78,8 +78,8 @@ def test_pagination_past_100_definitions_and_50_tags(aws: None, tmp_path: Path) 
     assert tagged.tags == tags
     (status,) = snap.statuses
     assert status.status == "ok" and status.item_count == 105
-    # 2 list pages + 105 describes + 106 ListTags pages (one resource needs two pages)
-    assert status.api_calls == 2 + 105 + 106
+    # 11 list pages (AWS's default page size, 10) + 105 describes + 106 ListTags pages (one needs two)
+    assert status.api_calls == 11 + 105 + 106
 
 
 def test_definition_deleted_between_list_and_describe(
@@ -110,13 +110,15 @@ def test_definition_deleted_between_list_and_describe(
 def test_fields_unknown_to_botocore_are_kept(aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from moto.sagemaker.responses import SageMakerResponse
 
+    from sm_assets.demo.fake_sagemaker import job_definitions
+
     (acct,) = org_with_members(1)
     sm = member_session(acct).client("sagemaker", region_name="us-east-1")
     create_definition(sm, "future")
 
     def describe_on_the_wire(self: Any) -> str:
         # The server answers with fields this botocore release has never heard of (raw JSON body).
-        out = self.sagemaker_backend.describe_model_quality_job_definition(self._get_param("JobDefinitionName"))
+        out = job_definitions(self.sagemaker_backend, "ModelQuality")[self._get_param("JobDefinitionName")].describe()
         out = json.loads(json.dumps(out, default=lambda v: v.timestamp()))
         out["ShinyNewField2030"] = {"Enabled": True, "Mode": "x"}
         out["JobResources"]["ClusterConfig"]["NewKnob"] = 7
@@ -185,6 +187,8 @@ def test_only_active_accounts_and_state_fallback(monkeypatch: pytest.MonkeyPatch
             return FakePaginator()
 
     class FakeSession:
+        region_name = "us-east-1"
+
         def client(self, *_: Any, **__: Any) -> FakeClient:
             return FakeClient()
 
@@ -195,7 +199,7 @@ def test_only_active_accounts_and_state_fallback(monkeypatch: pytest.MonkeyPatch
         ("333333333333", "ACTIVE"),
         ("444444444444", "PENDING_CLOSURE"),
     ]
-    monkeypatch.setattr(accounts_module, "list_org_accounts", lambda session=None: accounts)
+    monkeypatch.setattr(accounts_module, "list_org_accounts", lambda session=None, region=None: accounts)
     s = Settings.build(data_dir=tmp_path, regions=["us-east-1"], role_name="r")
     assert resolve_account_ids(s) == ["111111111111", "333333333333"]
 
@@ -216,6 +220,8 @@ def test_organizations_denied_suggests_explicit_accounts() -> None:
             )
 
     class DeniedSession:
+        region_name = "us-east-1"
+
         def client(self, *_: Any, **__: Any) -> Any:
             return type("C", (), {"get_paginator": lambda self, name: DeniedPaginator()})()
 
@@ -252,3 +258,37 @@ def test_incremental_collection_reuses_unchanged_definitions(aws: None, tmp_path
     assert by_name["d0"].tags == [{"Key": "team", "Value": "a"}, {"Key": "owner", "Value": "new"}]
     assert by_name["d1"].describe["ModelQualityJobInput"]["EndpointInput"]["EndpointName"] == "other-endpoint"
     assert by_name["d2"].describe == previous[by_name["d2"].arn]
+
+
+def test_validation_exception_is_recorded_not_dropped_silently(
+    aws: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A describe that SageMaker refuses with ValidationException skips that one resource, but the status row
+    says so (and a warning is logged): it is never mistaken for a resource that just vanished."""
+    from botocore.exceptions import ClientError
+
+    (acct,) = org_with_members(1)
+    sm = member_session(acct).client("sagemaker", region_name="us-east-1")
+    keep = create_definition(sm, "keep")
+    create_definition(sm, "refused")
+    real_client = collect.sagemaker_client
+
+    def client_that_refuses(session: boto3.Session, region: str, specs: Any) -> Any:
+        client = real_client(session, region, specs)
+
+        def refuse(params: dict[str, Any], **_: Any) -> None:
+            if params.get("JobDefinitionName") == "refused":
+                error = {"Error": {"Code": "ValidationException", "Message": "Invalid job definition name"}}
+                raise ClientError(error, "DescribeModelQualityJobDefinition")
+
+        client.meta.events.register("provide-client-params.sagemaker.DescribeModelQualityJobDefinition", refuse)
+        return client
+
+    monkeypatch.setattr(collect, "sagemaker_client", client_that_refuses)
+    with caplog.at_level("WARNING"):
+        snap = collect_account(acct, settings(tmp_path, ("us-east-1",)), MQ_ONLY)
+    assert [i.arn for i in snap.items] == [keep]
+    (status,) = snap.statuses
+    assert (status.status, status.error_code, status.item_count) == ("ok", "ValidationException", 1)
+    assert status.message == "skipped 1: refused (describe: ValidationException: Invalid job definition name)"
+    assert "refused" in caplog.text and "ValidationException" in caplog.text

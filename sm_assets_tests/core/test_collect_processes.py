@@ -124,13 +124,16 @@ def _hook(tmp_path: Path, body: str) -> Path:
 
 
 def _live_workers() -> list[int]:
+    """This process's own live collector workers (the machine may run other people's at the same time)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
-        if b"sm_assets.core.collect_worker" in cmdline:
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if b"sm_assets.core.collect_worker" in cmdline and int(ppid) == os.getpid() and state != "Z":
             found.append(int(pid))
     return found
 

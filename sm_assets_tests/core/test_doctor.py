@@ -23,7 +23,7 @@ from sm_assets.doctor import (
     trust_principal,
 )
 
-NAMES = ["credentials", "organizations", "assume_role", "regions", "data_dir", "duckdb"]
+NAMES = ["credentials", "home_region", "organizations", "assume_role", "regions", "data_dir", "duckdb"]
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +79,14 @@ def test_everything_working(fake_org: tuple[str, Any], endpoint: str, tmp_path: 
     lines = format_doctor(checks).splitlines()
     assert len(lines) == len(NAMES)
     assert lines[0].startswith("ok   credentials: arn:aws:")
-    assert lines[1].startswith("skip organizations: SM_ASSETS_ACCOUNTS is set (3 accounts)")
+    assert lines[1].startswith("ok   home_region: partition aws, home region us-east-1 (the AWS region chain): ")
+    assert f"STS answers at {endpoint}" in lines[1] and "Organizations is called in us-east-1" in lines[1]
+    assert lines[2].startswith("skip organizations: SM_ASSETS_ACCOUNTS is set (3 accounts)")
     assert not any("fix:" in line for line in lines)
 
     printed: list[str] = []
     assert main_doctor(settings, sample=3, echo=printed.append) == 0
-    assert printed[-1] == "doctor: 5 ok, 1 skipped, 0 failed"
+    assert printed[-1] == "doctor: 6 ok, 1 skipped, 0 failed"
 
 
 def test_missing_role_in_the_sample_fails_and_names_account_and_fix(
@@ -117,7 +119,7 @@ def test_missing_role_in_the_sample_fails_and_names_account_and_fix(
 
     printed: list[str] = []
     assert main_doctor(settings, sample=10, echo=printed.append) == 1
-    assert printed[-1] == "doctor: 5 ok, 1 failed (assume_role)"
+    assert printed[-1] == "doctor: 6 ok, 1 failed (assume_role)"
 
 
 def test_only_denied_accounts_skips_regions(fake_org: tuple[str, Any], endpoint: str, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -13,13 +14,14 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from sm_assets.core.specs import MONITOR_TYPES
 from sm_assets.demo.fake_aws import (
     fake_aws_server,
     install_moto_extensions,
     set_endpoint_status,
     set_monitoring_schedule_state,
 )
-from sm_assets.demo.seed import DemoOrg, seed_demo_org
+from sm_assets.demo.seed import DemoOrg, RegionTruth, seed_demo_org
 
 MANAGEMENT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -521,20 +523,61 @@ def _check_org_against_apis(org: DemoOrg) -> None:
         for region in org.regions:
             truth = org.region(account_id, region)
             sm = _sm(creds, region)
-            definitions = _pages(sm, "list_model_quality_job_definitions", "JobDefinitionSummaries")
-            assert {d["MonitoringJobDefinitionArn"] for d in definitions} == {d.arn for d in truth.job_definitions}
-            for definition in truth.job_definitions:
-                described = sm.describe_model_quality_job_definition(JobDefinitionName=definition.name)
-                for key, value in definition.request.items():
-                    if key != "Tags":
-                        assert described[key] == value, (definition.name, key)
-                assert {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=definition.arn)["Tags"]} == (
-                    definition.tags
-                )
+            if truth.region_disabled:
+                with pytest.raises(ClientError) as err:
+                    sm.list_endpoints()
+                assert err.value.response["Error"]["Code"] == "UnrecognizedClientException"
+                continue
+
+            def tags_of(arn: str, truth: RegionTruth = truth, sm: Any = sm) -> dict[str, str] | None:
+                if truth.tags_denied:
+                    with pytest.raises(ClientError) as err:
+                        sm.list_tags(ResourceArn=arn)
+                    assert err.value.response["Error"]["Code"] == "AccessDeniedException"
+                    return None
+                return {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
+
+            for monitor_type in MONITOR_TYPES:
+                snake = re.sub(r"(?<!^)(?=[A-Z])", "_", monitor_type).lower()
+                listed = _pages(sm, f"list_{snake}_job_definitions", "JobDefinitionSummaries")
+                expected = truth.definitions_of(monitor_type)
+                assert {d["MonitoringJobDefinitionArn"] for d in listed} == {d.arn for d in expected}
+                for definition in expected:
+                    described = getattr(sm, f"describe_{snake}_job_definition")(JobDefinitionName=definition.name)
+                    for key, value in definition.request.items():
+                        if key != "Tags":
+                            assert described[key] == value, (definition.name, key)
+                    assert set(described) - {"ResponseMetadata"} == {
+                        "JobDefinitionArn",
+                        "CreationTime",
+                        *(k for k in definition.request if k != "Tags"),
+                    }
+                    assert tags_of(definition.arn) in (None, definition.tags)
             endpoints = _pages(sm, "list_endpoints", "Endpoints")
             assert {(e["EndpointArn"], e["EndpointStatus"]) for e in endpoints} == {
                 (e.arn, e.status) for e in truth.endpoints
             }
+            for endpoint in truth.endpoints:
+                described = sm.describe_endpoint(EndpointName=endpoint.name)
+                assert described["EndpointConfigName"] == endpoint.config_name
+                capture = described.get("DataCaptureConfig")
+                if endpoint.capture_enabled is None:
+                    assert capture is None
+                else:
+                    assert (
+                        capture["EnableCapture"],
+                        capture["CaptureStatus"],
+                        capture["CurrentSamplingPercentage"],
+                    ) == (endpoint.capture_enabled, endpoint.capture_status, endpoint.sampling_percentage)
+                assert tags_of(endpoint.arn) in (None, endpoint.tags)
+            configs = _pages(sm, "list_endpoint_configs", "EndpointConfigs")
+            assert {c["EndpointConfigArn"] for c in configs} == {c.arn for c in truth.endpoint_configs}
+            for config in truth.endpoint_configs:
+                described = sm.describe_endpoint_config(EndpointConfigName=config.name)
+                for key, value in config.request.items():
+                    assert described[key] == value, (config.name, key)
+                modes = [o["CaptureMode"] for o in described.get("DataCaptureConfig", {}).get("CaptureOptions", [])]
+                assert tuple(modes) == config.capture_modes
             mq = _pages(
                 sm,
                 "list_monitoring_schedules",
@@ -551,10 +594,14 @@ def _check_org_against_apis(org: DemoOrg) -> None:
                 assert described["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] == (
                     schedule.job_definition_name
                 )
+                assert described["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"] == (
+                    schedule.schedule_expression
+                )
                 assert described.get("EndpointName") == schedule.endpoint_name
-                last = described.get("LastMonitoringExecutionSummary", {}).get("MonitoringExecutionStatus")
-                assert last == schedule.last_execution_status
-                assert {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=schedule.arn)["Tags"]} == (schedule.tags)
+                last = described.get("LastMonitoringExecutionSummary", {})
+                assert last.get("MonitoringExecutionStatus") == schedule.last_execution_status
+                assert last.get("ScheduledTime") == schedule.last_execution_scheduled_time
+                assert tags_of(schedule.arn) in (None, schedule.tags)
 
 
 def test_seed_demo_org_matches_truth(aws: None) -> None:
@@ -613,7 +660,17 @@ def test_seed_demo_org_matches_truth(aws: None) -> None:
         "Failed",
         None,
     }
-    assert [s.monitoring_type for s in schedules].count("DataQuality") == 1
+    assert {s.monitoring_type for s in schedules} == set(MONITOR_TYPES)
+    assert all(any(t.definitions_of(m) for t in regions) for m in MONITOR_TYPES)
+    assert {s.schedule_expression for s in schedules} >= {"cron(0 * ? * * *)", "cron(0 */6 ? * * *)"}
+    assert any(not s.definition_exists for s in schedules)
+    endpoints = [e for t in regions for e in t.endpoints]
+    assert {e.capture_enabled for e in endpoints} == {None, True, False}
+    assert {e.capture_status for e in endpoints} == {None, "Started", "Stopped"}
+    assert 0 in {e.sampling_percentage for e in endpoints}
+    modes = {c.capture_modes for t in regions for c in t.endpoint_configs}
+    assert modes >= {(), ("Input",), ("Output",), ("Input", "Output")}
+    assert len(org.tags_denied_account_ids) == 1 and len(org.disabled_regions) == 1
     scheduled = {(s.job_definition_name) for s in schedules}
     assert any(d.name not in scheduled for d in definitions)  # definitions with no schedule
     assert any(len(t.schedules_of_type()) > 10 for t in regions)  # more than one default page

@@ -27,15 +27,17 @@ from sm_assets.core.collection import AccountSnapshot, collect_account
 from sm_assets.core.config import Settings
 from sm_assets.core.errors import AccountDiscoveryError
 from sm_assets.core.snapshots import raw_table
+from sm_assets.core.specs import RESOURCE_SPECS, SPECS_BY_TYPE
 from sm_assets.demo import faults
 from sm_assets.demo.fake_aws import fake_aws_server
+from sm_assets.demo.fake_sagemaker import job_definitions
 from sm_assets.demo.faults import Call, FaultProxy, FaultRules, fault_proxy
 from sm_assets.demo.seed import DemoOrg, seed_demo_org
 
 REGIONS = ("us-east-1", "eu-west-1")
 ROLE = "SageMakerInventoryReadOnly"
-TYPES = ("model_quality_job_definition", "endpoint", "monitoring_schedule")
-TAGGED = ("model_quality_job_definition", "monitoring_schedule")
+TYPES = tuple(spec.resource_type for spec in RESOURCE_SPECS)
+TAGGED = tuple(spec.resource_type for spec in RESOURCE_SPECS if spec.with_tags)
 READ_TIMEOUT = 1.0  # fast_retries' client read timeout; `timeout` faults hold requests longer than this
 
 Outcome = dict[tuple[str, str], tuple[str, str | None, frozenset[str]]]
@@ -107,11 +109,13 @@ def members(org: DemoOrg) -> tuple[str, str, str]:
 
 def truth(org: DemoOrg, account: str, region: str, resource_type: str) -> frozenset[str]:
     t = org.region(account, region)
-    found = {
-        "model_quality_job_definition": t.job_definitions,
-        "endpoint": t.endpoints,
-        "monitoring_schedule": t.schedules_of_type("ModelQuality"),
-    }[resource_type]
+    spec = SPECS_BY_TYPE[resource_type]
+    if spec.monitor_type is not None:
+        found: list[Any] = t.definitions_of(spec.monitor_type)
+    else:
+        found = {"endpoint": t.endpoints, "endpoint_config": t.endpoint_configs, "monitoring_schedule": t.schedules}[
+            resource_type
+        ]
     return frozenset(x.arn for x in found)
 
 
@@ -136,12 +140,13 @@ def complete(org: DemoOrg, account: str) -> Outcome:
 
 
 def expected_calls(org: DemoOrg, account: str) -> int:
-    """SageMaker requests one fault-free collection makes: list pages, describes, one ListTags page each."""
+    """SageMaker requests one fault-free collection makes: list pages (AWS's default page size, 10, for every
+    list), a describe each, one ListTags page each."""
     calls = 0
     for region in REGIONS:
-        defs = len(truth(org, account, region, "model_quality_job_definition"))
-        schedules = len(truth(org, account, region, "monitoring_schedule"))
-        calls += (1 + 2 * defs) + 1 + (max(1, math.ceil(schedules / 10)) + 2 * schedules)
+        for spec in RESOURCE_SPECS:
+            n = len(truth(org, account, region, spec.resource_type))
+            calls += max(1, math.ceil(n / 10)) + n * (bool(spec.describe_operation) + spec.with_tags)
     return calls
 
 
@@ -285,8 +290,8 @@ def test_read_timeouts_are_retried(org: DemoOrg, proxied: Any, tmp_path: Path, f
 
 def test_credentials_expiring_mid_run_are_renewed(org: DemoOrg, proxied: Any, tmp_path: Path) -> None:
     big, other, _ = members(org)
-    assert expected_calls(org, big) < 2 * 60  # one expiry mid-run; renewed keys outlive what is left
-    with proxied(faults.expired_token(after=60, accounts=big)) as proxy:
+    assert expected_calls(org, big) < 2 * 100  # one expiry mid-run; renewed keys outlive what is left
+    with proxied(faults.expired_token(after=100, accounts=big)) as proxy:
         snaps = collect_each(tmp_path, [big, other])
     assert outcome(snaps[big]) == complete(org, big)
     assert outcome(snaps[other]) == complete(org, other)
@@ -341,11 +346,11 @@ def test_list_tags_denied_by_an_scp(org: DemoOrg, proxied: Any, tmp_path: Path) 
     denied_pairs = [(r, t) for r in REGIONS for t in TAGGED if truth(org, big, r, t)]
     assert len(denied_pairs) >= 3
     for key in denied_pairs:
-        expected[key] = ("access_denied", "ListTagsDenied", expected[key][2])  # resources kept, tags unknown
+        expected[key] = ("tags_denied", "AccessDeniedException", expected[key][2])  # resources kept, tags unknown
     assert outcome(snaps[big]) == expected
     for region, resource_type in denied_pairs:
         (status,) = [s for s in snaps[big].statuses_of(resource_type) if s.region == region]
-        assert status.message == "ListTags denied (AccessDeniedException); tags not collected"
+        assert status.message == "ListTags denied (AccessDeniedException); resources collected, tags not"
     assert {type(i.tags) for i in snaps[big].items_of("model_quality_job_definition")} == {type(None)}
     assert all(i.tags is None for i in snaps[big].items_of("monitoring_schedule"))
     # One denied ListTags per region and type, then the collector stops asking.
@@ -360,10 +365,10 @@ def test_opt_in_region_not_enabled_is_denied_for_that_region_only(org: DemoOrg, 
         snaps = collect_each(tmp_path, [big, other])
     expected = complete(org, big)
     for t in TYPES:
-        expected["eu-west-1", t] = ("access_denied", "UnrecognizedClientException", frozenset())
+        expected["eu-west-1", t] = ("region_disabled", "UnrecognizedClientException", frozenset())
     assert outcome(snaps[big]) == expected
     assert {i.region for i in snaps[big].items} == {"us-east-1"}
-    assert proxy.injected == {"region_not_enabled": 3}  # the first call of each type; nothing retried
+    assert proxy.injected == {"region_not_enabled": len(TYPES)}  # the first call of each type; nothing retried
     assert outcome(snaps[other]) == complete(org, other)
 
 
@@ -371,7 +376,7 @@ def test_opt_in_region_not_enabled_message_says_so(org: DemoOrg, proxied: Any, t
     big, _, _ = members(org)
     with proxied(faults.region_not_enabled("eu-west-1", accounts=big)):
         snap = collect_each(tmp_path, [big], regions=("eu-west-1",))[big]
-    assert {(s.status, s.error_code) for s in snap.statuses} == {("access_denied", "UnrecognizedClientException")}
+    assert {(s.status, s.error_code) for s in snap.statuses} == {("region_disabled", "UnrecognizedClientException")}
     messages = {s.message for s in snap.statuses}
     assert len(messages) == 1
     (message,) = messages
@@ -398,13 +403,13 @@ def test_definition_deleted_between_list_and_describe(
     def delete_before_describe(call: Call, body: bytes) -> None:
         if call.operation == "DescribeModelQualityJobDefinition" and b'"mq-ephemeral"' in body:
             seen.append(call)
-            backend.delete_model_quality_job_definition("mq-ephemeral")
+            job_definitions(backend, "ModelQuality").pop("mq-ephemeral", None)
 
     try:
         with proxied(before_forward=delete_before_describe) as proxy:
             snaps = collect_each(tmp_path, [other, big])
     finally:
-        backend.model_quality_job_definitions.pop("mq-ephemeral", None)
+        job_definitions(backend, "ModelQuality").pop("mq-ephemeral", None)
     assert seen == [Call("sagemaker", "DescribeModelQualityJobDefinition", other, "us-east-1")]
     assert outcome(snaps[other]) == complete(org, other)  # listed, vanished, skipped: still ok
     assert "mq-ephemeral" not in {i.name for i in snaps[other].items}

@@ -259,6 +259,7 @@ def demo_calls(tmp_path_factory: pytest.TempPathFactory) -> Recorder:
             "SM_ASSETS_REGIONS",
             "SM_ASSETS_ROLE_NAME",
             "SM_ASSETS_EXTERNAL_ID",
+            "SM_ASSETS_HOME_REGION",
         ):
             mp.delenv(var, raising=False)
         mp.setenv("AWS_ACCESS_KEY_ID", CALLER_KEY)

@@ -229,18 +229,25 @@ def test_failed_daily_upload_keeps_the_previous_daily_file(s3_data_dir: str, tmp
 
 
 def test_lake_check_reports_corrupt_files(settings: Settings) -> None:
-    from sm_assets.defs.inventory.checks import lake_files_readable
+    import dagster as dg
+
+    from sm_assets.core.inventory_options import InventoryOptions
+    from sm_assets.defs.inventory.checks import build_lake_check
     from sm_assets.defs.resources import SmAssetsConfig
+    from sm_assets.defs.shared import DEFAULT_KEYS
+
+    lake_files_readable = build_lake_check(InventoryOptions(), DEFAULT_KEYS)
 
     d1, d2 = date(2026, 11, 1), date(2026, 11, 2)
     store_and_build(settings, snapshot(A, d1, ["us-east-1"]))
     store_snapshot(settings.lake_dir, snapshot(B, d2, ["us-east-1"]))
     config = SmAssetsConfig.from_settings(settings)
     assert config.data_dir == str(settings.data_location)
-    assert lake_files_readable(sm_config=config).passed
+    context = dg.build_asset_check_context(resources={"sm_config": config})
+    assert lake_files_readable(context).passed
     bad = staged_snapshots(settings.lake_dir, d2)[B].raw_paths[0]
     lake.write_bytes(lake.read_bytes(bad)[:-30], bad)  # a torn copy
-    result = lake_files_readable(sm_config=config)
+    result = lake_files_readable(context)
     assert not result.passed
     (message,) = result.metadata["broken"].value
     assert str(bad) in message

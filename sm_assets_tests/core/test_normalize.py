@@ -10,10 +10,12 @@ from sm_assets.core import lake
 from sm_assets.core.collection import AccountSnapshot, RawItem
 from sm_assets.core.normalize import normalized_table, snapshot_from_raw
 from sm_assets.core.payloads import merge_unknown_fields, to_jsonable
-from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION as MQ
 from sm_assets.core.schemas import RAW_SCHEMA
 from sm_assets.core.snapshots import raw_table
+from sm_assets.core.specs import MODEL_QUALITY_JOB_DEFINITION_SPEC
 from sm_assets_tests.helpers import lake_with, read_views
+
+MQ = MODEL_QUALITY_JOB_DEFINITION_SPEC.table
 
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"
@@ -226,3 +228,94 @@ def test_columnar_normalizer_matches_reference(tmp_path: Path) -> None:
                 assert json.loads(got[name]) == json.loads(value), name
             else:
                 assert got[name] == value, name
+
+
+# Datadog DDSQL's column lists (shared/reference/ddsql-sagemaker.md), copied as the ground truth: names,
+# order and DDSQL types. aws.sagemaker_endpoint's tail after endpoint_status is the inferred part.
+_JSON, _STR, _TS, _TAGS, _BOOL = "JSON", "VARCHAR", "TIMESTAMP WITH TIME ZONE", "MAP(VARCHAR, VARCHAR)", "BOOLEAN"
+
+
+def _definition_columns(prefix: str) -> list[tuple[str, str]]:
+    own = [
+        (f"{prefix}_{part}", _JSON)
+        for part in ("app_specification", "baseline_config", "job_input", "job_output_config")
+    ]
+    common = [("job_definition_arn", _STR), ("job_definition_name", _STR), ("job_resources", _JSON)]
+    rest = [("network_config", _JSON), ("role_arn", _STR), ("stopping_condition", _JSON), ("tags", _TAGS)]
+    head = [("_key", _STR), ("account_id", _STR), ("creation_time", _TS)]
+    middle = [*own, *common] if prefix == "data_quality" else [*common, *own]
+    return [*head, *middle, *rest]
+
+
+DDSQL_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    **{
+        f"sagemaker_{p}_job_definition": _definition_columns(p)
+        for p in ("data_quality", "model_quality", "model_bias", "model_explainability")
+    },
+    "sagemaker_monitoring_schedule": [
+        ("_key", _STR),
+        ("account_id", _STR),
+        ("creation_time", _TS),
+        ("endpoint_name", _STR),
+        ("failure_reason", _STR),
+        ("last_modified_time", _TS),
+        ("last_monitoring_execution_summary", _JSON),
+        ("monitoring_schedule_arn", _STR),
+        ("monitoring_schedule_config", _JSON),
+        ("monitoring_schedule_name", _STR),
+        ("monitoring_schedule_status", _STR),
+        ("monitoring_type", _STR),
+        ("tags", _TAGS),
+    ],
+    "sagemaker_endpoint": [
+        ("_key", _STR),
+        ("account_id", _STR),
+        ("async_inference_config", _JSON),
+        ("creation_time", _TS),
+        ("data_capture_config", _JSON),
+        ("endpoint_arn", _STR),
+        ("endpoint_config_name", _STR),
+        ("endpoint_name", _STR),
+        ("endpoint_status", _STR),
+        # inferred (see docs/tables.md)
+        ("explainer_config", _JSON),
+        ("failure_reason", _STR),
+        ("last_deployment_config", _JSON),
+        ("last_modified_time", _TS),
+        ("pending_deployment_summary", _JSON),
+        ("production_variants", _JSON),
+        ("shadow_production_variants", _JSON),
+        ("tags", _TAGS),
+    ],
+    "sagemaker_endpoint_config": [
+        ("_key", _STR),
+        ("account_id", _STR),
+        ("async_inference_config", _JSON),
+        ("creation_time", _TS),
+        ("data_capture_config", _JSON),
+        ("enable_network_isolation", _BOOL),
+        ("endpoint_config_arn", _STR),
+        ("endpoint_config_name", _STR),
+        ("execution_role_arn", _STR),
+        ("explainer_config", _JSON),
+        ("kms_key_id", _STR),
+        ("production_variants", _JSON),
+        ("shadow_production_variants", _JSON),
+        ("tags", _TAGS),
+        ("vpc_config", _JSON),
+    ],
+}
+
+
+def test_every_table_is_ddsql_exact_and_documented() -> None:
+    from pathlib import Path
+
+    from sm_assets.core.specs import RESOURCE_SPECS
+
+    tables = {spec.table.name: [(c.name, c.duckdb_type) for c in spec.table.columns] for spec in RESOURCE_SPECS}
+    assert tables == DDSQL_COLUMNS
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "tables.md").read_text()
+    for name, columns in tables.items():
+        section = doc.split(f"### `aws.{name}`", 1)[1].split("\n### ", 1)[0]
+        documented = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `")]
+        assert [(n.strip().strip("`"), t.strip()) for n, t in documented] == columns, name

@@ -27,10 +27,12 @@ from sm_assets.core import lake
 from sm_assets.core.collection import AccountSnapshot, RawItem
 from sm_assets.core.normalize import normalize_item, normalize_select_sql, normalized_table, snapshot_from_raw
 from sm_assets.core.payloads import to_jsonable
-from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION as MQ
 from sm_assets.core.schemas import RAW_SCHEMA
 from sm_assets.core.snapshots import raw_table, staged_snapshots
+from sm_assets.core.specs import MODEL_QUALITY_JOB_DEFINITION_SPEC
 from sm_assets_tests.helpers import lake_with, read_views
+
+MQ = MODEL_QUALITY_JOB_DEFINITION_SPEC.table
 
 RESOURCE_TYPE = "model_quality_job_definition"
 OPERATION = "DescribeModelQualityJobDefinition"
@@ -262,7 +264,8 @@ def test_lake_round_trip_through_duckdb_views(generated: tuple[str, list]) -> No
 
     # pytest's tmp_path is shared by every example of one test function: one fresh lake per example.
     with tempfile.TemporaryDirectory(prefix="sm-assets-prop-") as tmp:
-        settings_ = lake_with(Path(tmp), [snap], regions=list(REGIONS))
+        # The lake's settings name the example's region: one configuration collects one partition.
+        settings_ = lake_with(Path(tmp), [snap], regions=sorted({region for region, _, _ in resources}))
         day = snap.snapshot_date
         normalized = normalized_table(snap, MQ, RESOURCE_TYPE)
         (raw_path,) = staged_snapshots(settings_.lake_dir, day)[account].raw_paths

@@ -14,7 +14,7 @@ History (regions us-east-1, eu-west-1):
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +24,25 @@ import pyarrow as pa
 import pytest
 
 from sm_assets.core import lake, layout, reports
-from sm_assets.core.schemas import (
-    COLLECTION_STATUS_SCHEMA,
-    ENDPOINT,
-    MODEL_QUALITY_JOB_DEFINITION,
-    MONITORING_SCHEDULE,
+from sm_assets.core.schemas import COLLECTION_STATUS_SCHEMA
+from sm_assets.core.specs import (
+    ENDPOINT_CONFIG_SPEC,
+    ENDPOINT_SPEC,
+    MODEL_QUALITY_JOB_DEFINITION_SPEC,
+    MONITORING_SCHEDULE_SPEC,
+    RESOURCE_SPECS,
 )
+
+ENDPOINT = ENDPOINT_SPEC.table
+MODEL_QUALITY_JOB_DEFINITION = MODEL_QUALITY_JOB_DEFINITION_SPEC.table
+MONITORING_SCHEDULE = MONITORING_SCHEDULE_SPEC.table
 
 REGIONS = ["us-east-1", "eu-west-1"]
 US, EU = REGIONS
 A, B, C = "111111111111", "222222222222", "333333333333"
 DAY0 = date(2024, 4, 30)
 DAY1, DAY2, DAY3, DAY4 = (date(2024, 5, d) for d in (1, 2, 3, 4))
-TYPES = ("model_quality_job_definition", "endpoint", "monitoring_schedule")
+TYPES = tuple(spec.resource_type for spec in RESOURCE_SPECS)
 
 # --------------------------------------------------------------------------------------------------
 # Fixture builders
@@ -52,12 +58,12 @@ def _write_day(lake_dir: Path, day: date, history: dict[str, list[dict[str, Any]
         if row["snapshot_date"] <= day:
             latest[row["account_id"]] = max(row["snapshot_date"], latest.get(row["account_id"], row["snapshot_date"]))
     schemas = {"collection_status": COLLECTION_STATUS_SCHEMA} | {
-        spec.name: spec.arrow_schema() for spec in (MODEL_QUALITY_JOB_DEFINITION, ENDPOINT, MONITORING_SCHEDULE)
+        spec.table.name: spec.table.arrow_schema() for spec in RESOURCE_SPECS
     }
     for table, schema in schemas.items():
         rows = [
             {k: json.dumps(v) if isinstance(v, dict) else v for k, v in row.items()}
-            for row in history[table]
+            for row in history.get(table, [])
             if latest.get(row["account_id"]) == row["snapshot_date"]
         ]
         lake.write_atomic(pa.Table.from_pylist(rows, schema=schema), layout.daily_file(lake_dir, table, day))
@@ -106,8 +112,34 @@ def _endpoint(day: date, account: str, region: str, name: str, status: str = "In
         "_key": arn,
         "account_id": account,
         "endpoint_arn": arn,
+        "endpoint_config_name": f"{name}-config",
         "endpoint_name": name,
         "endpoint_status": status,
+        # capture working: the model quality fixture is about schedules and definitions
+        "data_capture_config": {
+            "EnableCapture": True,
+            "CaptureStatus": "Started",
+            "CurrentSamplingPercentage": 100,
+            "DestinationS3Uri": "s3://capture/",
+        },
+    }
+
+
+def _endpoint_config(endpoint: dict[str, Any]) -> dict[str, Any]:
+    """The config of a fixture endpoint: captures Input and Output."""
+    name = endpoint["endpoint_config_name"]
+    arn = _arn(endpoint["account_id"], endpoint["region"], "endpoint-config", name)
+    return {
+        **{k: endpoint[k] for k in ("snapshot_date", "collected_at", "region", "account_id")},
+        "_key": arn,
+        "endpoint_config_arn": arn,
+        "endpoint_config_name": name,
+        "data_capture_config": {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": "s3://capture/",
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        },
     }
 
 
@@ -188,7 +220,7 @@ def _schedule(
         summary = {
             "MonitoringScheduleName": name,
             "MonitoringExecutionStatus": last,
-            "ScheduledTime": "2024-05-01T00:00:00Z",
+            "ScheduledTime": f"{day.isoformat()}T05:00:00Z",  # an hour before the collection: not stale
         }
         if summary_endpoint:
             summary["EndpointName"] = summary_endpoint
@@ -378,7 +410,7 @@ def _history() -> dict[str, list[dict[str, Any]]]:
     ]
 
     # A @ day 3, eu-west-1: endpoint collection throttled; the collected definition must be ignored.
-    status += _status(DAY3, A, EU, types=("model_quality_job_definition", "monitoring_schedule"))
+    status += _status(DAY3, A, EU, types=tuple(t for t in TYPES if t != "endpoint"))
     status += _status(
         DAY3, A, EU, "error", types=("endpoint",), error_code="ThrottlingException", message="Rate exceeded"
     )
@@ -400,6 +432,7 @@ def _history() -> dict[str, list[dict[str, Any]]]:
         ENDPOINT.name: endpoints,
         MODEL_QUALITY_JOB_DEFINITION.name: definitions,
         MONITORING_SCHEDULE.name: schedules,
+        ENDPOINT_CONFIG_SPEC.table.name: [_endpoint_config(e) for e in endpoints],
     }
 
 
@@ -480,6 +513,9 @@ def test_coverage_rich_account_region_every_column(day3: reports.ReportResult) -
         "definitions_unscheduled": 2,  # def-batch, def-orphan (its DataQuality schedule is ignored)
         "schedules_last_failed": 2,  # sch-failing (last execution), sch-broken (status); not sch-dq
         "schedules_last_with_violations": 2,  # sch-mon, sch-stopped
+        "endpoints_serving": 4,  # the in-service ones
+        "endpoints_effectively_watched": 1,  # ep-mon; sch-failing's last run failed, sch-stopped is Stopped
+        "effective_coverage_pct": 25.0,
     }
 
 
@@ -488,10 +524,9 @@ def test_coverage_zero_in_service_is_null_coverage_with_zero_counts(day2: report
     assert row["collection_status"] == "ok"
     assert row["snapshot_date"] == DAY1
     assert row["endpoints_total"] == 1
-    assert row["coverage_pct"] is None
-    assert {c: row[c] for c in COUNT_COLUMNS if c not in ("endpoints_total", "coverage_pct")} == {
-        c: 0 for c in COUNT_COLUMNS if c not in ("endpoints_total", "coverage_pct")
-    }
+    assert row["coverage_pct"] is None and row["effective_coverage_pct"] is None
+    pct = ("endpoints_total", "coverage_pct", "effective_coverage_pct")
+    assert {c: row[c] for c in COUNT_COLUMNS if c not in pct} == {c: 0 for c in COUNT_COLUMNS if c not in pct}
 
 
 @pytest.mark.parametrize(
@@ -554,17 +589,23 @@ def test_findings_rich_account_region(day3: reports.ReportResult) -> None:
         _us("model-quality-job-definition", "def-batch"),
         _us("model-quality-job-definition", "def-stopped"),
     ]
+    # every monitoring type fails the same way: sch-dq (DataQuality) too
     assert _finding_arns(f, A, US, "monitor_failing") == [
         _us("monitoring-schedule", "sch-broken"),
+        _us("monitoring-schedule", "sch-dq"),
         _us("monitoring-schedule", "sch-failing"),
     ]
+    # sch-dq runs def-orphan as a DataQuality definition: def-orphan is a model quality one
+    assert _finding_arns(f, A, US, "schedule_definition_missing") == [_us("monitoring-schedule", "sch-dq")]
+    for code in ("capture_disabled", "monitor_stale", "monitor_never_ran"):
+        assert _finding_arns(f, A, US, code) == [], code
     assert _finding_arns(f, A, US, "monitor_violations") == [
         _us("monitoring-schedule", "sch-mon"),
         _us("monitoring-schedule", "sch-stopped"),
     ]
     rich = f[(f["account_id"] == A) & (f["region"] == US)]
-    assert len(rich) == 15
-    assert rich["severity"].value_counts().to_dict() == {"medium": 8, "low": 5, "high": 2}
+    assert len(rich) == 17
+    assert rich["severity"].value_counts().to_dict() == {"medium": 10, "low": 5, "high": 2}
 
 
 def test_findings_details(day3: reports.ReportResult) -> None:
@@ -576,11 +617,11 @@ def test_findings_details(day3: reports.ReportResult) -> None:
     )
     net = f[f["finding"] == "network_isolation_disabled"]["detail"]
     assert net[_us("model-quality-job-definition", "def-stopped")] == (
-        "job definition def-stopped: NetworkConfig is absent (Security Hub SageMaker.25)"
+        "model quality job definition def-stopped: NetworkConfig is absent (Security Hub SageMaker.25)"
     )
     ic = f[f["finding"] == "intercontainer_encryption_disabled"]["detail"]
     assert ic[_us("model-quality-job-definition", "def-batch")] == (
-        "job definition def-batch runs on 3 instances without EnableInterContainerTrafficEncryption "
+        "model quality job definition def-batch runs on 3 instances without EnableInterContainerTrafficEncryption "
         "(Security Hub SageMaker.13)"
     )
     failing = f[f["finding"] == "monitor_failing"]["detail"]
@@ -604,12 +645,10 @@ def test_findings_collection_rows(day3: reports.ReportResult) -> None:
     assert coll["resource_arn"].isna().all()
     details = dict(zip(zip(coll["account_id"], coll["region"], strict=True), coll["detail"], strict=True))
     assert details[(A, EU)] == "endpoint: error [ThrottlingException] Rate exceeded"
-    assert details[(B, EU)] == (
-        "endpoint: error not collected: no collection status row in snapshot 2024-05-02; "
-        "model_quality_job_definition: error not collected: no collection status row in snapshot 2024-05-02; "
-        "monitoring_schedule: error not collected: no collection status row in snapshot 2024-05-02"
+    assert details[(B, EU)] == "; ".join(
+        f"{t}: error not collected: no collection status row in snapshot 2024-05-02" for t in sorted(TYPES)
     )
-    assert details[(C, US)].startswith("endpoint: access_denied [AccessDenied] not authorized")
+    assert "; endpoint: access_denied [AccessDenied] not authorized" in details[(C, US)]
     # nothing else from non-ok regions (def-eu would otherwise raise three findings)
     not_ok = f[f["region"].eq(EU) | f["account_id"].eq(C)]
     assert len(not_ok) == 4
@@ -620,8 +659,8 @@ def test_findings_total_order_and_columns(day3: reports.ReportResult) -> None:
     f = day3.findings.to_pandas()
     assert list(f.columns) == list(reports.FINDINGS_COLUMNS)
     assert (f["report_date"] == DAY3).all()
-    # 15 (A us) + 1 (A eu error) + 2 (B: unmonitored ep-b2, eu error) + 2 (C denied)
-    assert len(f) == 20
+    # 17 (A us) + 1 (A eu error) + 2 (B: unmonitored ep-b2, eu error) + 2 (C denied)
+    assert len(f) == 22
     ranks = f["severity"].map({"high": 0, "medium": 1, "low": 2}).tolist()
     assert ranks == sorted(ranks)
     # the full report order: severity, account, region, finding, resource (collection findings first)
@@ -639,7 +678,7 @@ def test_finding_severity_table() -> None:
     assert reports.FINDING_SEVERITY["network_isolation_disabled"] == "high"
     assert reports.FINDING_SEVERITY["intercontainer_encryption_disabled"] == "medium"
     assert set(reports.FINDING_SEVERITY.values()) == set(reports.SEVERITIES)
-    assert len(reports.FINDING_SEVERITY) == 10
+    assert len(reports.FINDING_SEVERITY) == 17
 
 
 # --------------------------------------------------------------------------------------------------
@@ -729,7 +768,7 @@ def test_as_of_before_any_snapshot_is_empty_with_reason(conn: duckdb.DuckDBPyCon
     assert reports.check_findings_agreement(result.coverage, result.findings) == []
     assert reports.worst_accounts(result.coverage).empty
     header = reports.format_terminal_table(result.summary).splitlines()[0]
-    assert header.startswith("report_date  accounts_total")
+    assert header.split()[:2] == ["report_date", "accounts_total"]
 
 
 def test_empty_history_reason(tmp_path: Path) -> None:
@@ -779,6 +818,16 @@ def _summary(result: reports.ReportResult) -> dict[str, Any]:
     return {k: (None if pd.isna(v) else v) for k, v in result.summary.iloc[0].items()}
 
 
+def _effective(serving: int, model_quality: int) -> dict[str, Any]:
+    """The summary's per-type columns when only ModelQuality monitors are effective (the fixture's case)."""
+    out: dict[str, Any] = {"accounts_stale": 0, "endpoints_serving": serving}
+    for prefix in ("data_quality", "model_quality", "model_bias", "model_explainability"):
+        watched = model_quality if prefix == "model_quality" else 0
+        out[f"{prefix}_endpoints_effectively_watched"] = watched
+        out[f"{prefix}_effective_coverage_pct"] = pytest.approx(100.0 * watched / serving)
+    return out
+
+
 def test_fleet_summary_day1(conn: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
     s = _summary(reports.compute_reports(conn, lake_dir, DAY1, REGIONS))
     assert s == {
@@ -796,6 +845,7 @@ def test_fleet_summary_day1(conn: duckdb.DuckDBPyConnection, lake_dir: Path) -> 
         "previous_report_date": None,
         "coverage_change_pts": None,
         "findings_change": None,
+        **_effective(serving=1, model_quality=1),
     }
 
 
@@ -817,6 +867,7 @@ def test_fleet_summary_day2(day2: reports.ReportResult) -> None:
         "findings_low": 1,
         "previous_report_date": DAY1,
         "findings_change": 2,
+        **_effective(serving=3, model_quality=2),
     }
 
 
@@ -834,10 +885,11 @@ def test_fleet_summary_day3(day3: reports.ReportResult) -> None:
         "endpoints_with_active_schedule": 3,
         "fleet_coverage_pct": 50.0,
         "findings_high": 2,
-        "findings_medium": 11,
+        "findings_medium": 13,  # + sch-dq failing, sch-dq's definition missing
         "findings_low": 7,
         "previous_report_date": DAY2,
-        "findings_change": 17,
+        "findings_change": 19,
+        **_effective(serving=6, model_quality=2),
     }
     prev = {k: (None if pd.isna(v) else v) for k, v in day3.previous_summary.iloc[0].items()}
     assert (prev["report_date"], prev["endpoints_in_service"], prev["findings_medium"]) == (DAY2, 3, 2)
@@ -906,14 +958,14 @@ def test_summary_markdown(day3: reports.ReportResult) -> None:
     assert md.startswith("## Model quality monitoring: 2024-05-03\n")
     assert "| accounts (ok / denied / error) | 3 (0 / 1 / 2) |" in md
     assert "| fleet coverage | 50.0% |" in md
-    assert "| findings (high / medium / low) | 20 (2 / 11 / 7) |" in md
+    assert "| findings (high / medium / low) | 22 (2 / 13 / 7) |" in md
     assert "### 3 worst accounts" in md
     assert "| 111111111111 | error | 2024-05-03 | 1 | 2 | 4 | 2 | 2 | 50.0 |" in md
     assert "| 333333333333 | access_denied | 2024-05-03 | 0 | 2 | - | - | - | - |" in md
     assert "### Change since 2024-05-03" not in md
     assert "### Change since 2024-05-02" in md
     assert "- coverage: -16.7 pts (66.7% -> 50.0%)" in md
-    assert "- findings: +17 (3 -> 20)" in md
+    assert "- findings: +19 (3 -> 22)" in md
     assert md == day3.markdown()
 
 
@@ -924,7 +976,7 @@ def test_summary_markdown_without_previous(conn: duckdb.DuckDBPyConnection, lake
     # the summary row's own change columns are used when no previous row is passed
     day3 = reports.compute_reports(conn, lake_dir, DAY3, REGIONS)
     md3 = reports.summary_markdown(day3.summary.iloc[0], reports.worst_accounts(day3.coverage), None)
-    assert "- coverage: -16.7 pts\n- findings: +17\n" in md3
+    assert "- coverage: -16.7 pts\n- findings: +19\n" in md3
 
 
 def test_format_terminal_table() -> None:
@@ -938,10 +990,10 @@ def test_format_terminal_table() -> None:
     )
     assert reports.format_terminal_table(df) == "\n".join(
         [
-            "account_id    coverage_pct   n  snapshot_date",
-            "------------  ------------  --  -------------",
-            "111111111111          50.0   4  2024-05-03",
-            "2                        -  12  -",
+            "account_id      coverage_pct    n  snapshot_date",
+            "------------  --------------  ---  ---------------",
+            "111111111111            50.0    4  2024-05-03",
+            "2                          -   12  -",
         ]
     )
 
@@ -981,3 +1033,56 @@ def test_coverage_trend_includes_the_report_being_built(
 def test_compute_reports_leaves_no_temporary_tables(conn: duckdb.DuckDBPyConnection, lake_dir: Path) -> None:
     reports.compute_reports(conn, lake_dir, DAY3, REGIONS)
     assert conn.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall() == [(0,)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Report semantics of a real org: stale snapshots, resources skipped on ValidationException
+# --------------------------------------------------------------------------------------------------
+
+DAY13 = DAY3 + timedelta(days=10)
+
+
+def test_old_snapshots_are_stale_and_skipped_resources_are_reported(tmp_path: Path) -> None:
+    """Ten days on, only A was collected again: B (last seen on day 2) and C (day 3) are stale, never
+    counted as current; A's status row notes a resource a describe refused with ValidationException."""
+    history = _history()
+    history["collection_status"] += _status(DAY13, A, US) + _status(DAY13, A, EU)
+    for row in history["collection_status"]:
+        if row["snapshot_date"] == DAY13 and row["region"] == US and row["resource_type"] == "endpoint":
+            row["error_code"] = "ValidationException"
+            row["message"] = "skipped 1: ep-gone (describe: ValidationException: Could not find endpoint)"
+    lake_dir = tmp_path / "lake"
+    _write_day(lake_dir, DAY13, history)
+    with duckdb.connect() as conn:
+        result = reports.compute_reports(conn, lake_dir, DAY13, REGIONS, stale_after_days=7)
+    statuses = {(r.account_id, r.region): r.collection_status for r in result.coverage.itertuples()}
+    assert statuses == {
+        (A, US): "ok",
+        (A, EU): "ok",
+        (B, US): "stale",
+        (B, EU): "stale",
+        (C, US): "stale",  # stale wins over its old access_denied: the account is gone, not denied
+        (C, EU): "stale",
+    }
+    stale = result.coverage[result.coverage["collection_status"] == "stale"]
+    assert stale[COUNT_COLUMNS].isna().all().all()
+    f = result.findings.to_pandas()
+    collection = sorted(
+        (r.account_id, r.region, r.finding) for r in f.itertuples() if r.finding.startswith("collection_")
+    )
+    assert collection == [
+        (A, US, "collection_skipped_resources"),
+        (B, EU, "collection_stale"),
+        (B, US, "collection_stale"),
+        (C, EU, "collection_stale"),
+        (C, US, "collection_stale"),
+    ]
+    (skipped,) = f[f["finding"] == "collection_skipped_resources"]["detail"]
+    assert "ep-gone" in skipped and "ValidationException" in skipped
+    summary = result.summary.iloc[0]
+    assert (summary["accounts_total"], summary["accounts_ok"], summary["accounts_stale"]) == (3, 1, 2)
+    assert reports.check_findings_agreement(result.coverage, result.findings) == []
+    # with a longer stale age, B and C are current again
+    with duckdb.connect() as conn:
+        lenient = reports.compute_reports(conn, lake_dir, DAY13, REGIONS, stale_after_days=30)
+    assert "stale" not in set(lenient.coverage["collection_status"])

@@ -17,22 +17,20 @@ import pytest
 
 from sm_assets.core import lake, layout
 from sm_assets.core.config import Settings
+from sm_assets.core.schemas import column_name
 from sm_assets.core.snapshots import staged_snapshots
-from sm_assets.defs.inventory.assets import (
-    INVENTORY_ASSETS,
-    RAW_KEY,
-    STATUS_KEY,
-    TABLE_KEYS,
-    sagemaker_account_snapshot,
-)
+from sm_assets.core.specs import JOB_DEFINITION_SPECS, MONITOR_TYPES, RESOURCE_SPECS
+from sm_assets.core.statuses import STATUSES
+from sm_assets.definitions import build_definitions
+from sm_assets.defs.inventory.assets import RAW_KEY, STATUS_KEY, TABLE_KEYS
 from sm_assets.defs.inventory.automation import shard_run_tags
-from sm_assets.defs.resources import build_resources
 from sm_assets.demo.seed import DemoOrg
 from sm_assets_tests.helpers import read_views
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 BOTH_LAKES = pytest.mark.parametrize("lake_kind", ["local", "s3"], indirect=True)
 MQ_KEY = TABLE_KEYS["model_quality_job_definition"]
+CELLS = len(REGIONS) * len(RESOURCE_SPECS)  # status rows per account: one per region and resource type
 
 
 @pytest.fixture
@@ -60,29 +58,93 @@ def busiest_account(org: DemoOrg) -> str:
     return max(counts, key=lambda a: counts[a])
 
 
+def expected_table_rows(org: DemoOrg, account: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """table -> ARN -> {column: value} for what the seed created in `account`, from its exact requests (JSON
+    columns as parsed JSON); tags None where ListTags is denied."""
+    out: dict[str, dict[str, dict[str, Any]]] = {spec.table.name: {} for spec in RESOURCE_SPECS}
+    for region in REGIONS:
+        truth = org.region(account, region)
+
+        def tags(value: dict[str, str], truth: Any = truth) -> dict[str, str] | None:
+            return None if truth.tags_denied else value
+
+        for monitor_type in MONITOR_TYPES:
+            table = JOB_DEFINITION_SPECS[monitor_type].table.name
+            for d in truth.definitions_of(monitor_type):
+                row = {column_name(k): v for k, v in d.request.items() if k not in ("Tags", "JobDefinitionName")}
+                out[table][d.arn] = {**row, "job_definition_name": d.name, "tags": tags(d.tags)}
+        for e in truth.endpoints:
+            capture = None
+            if e.capture_enabled is not None:
+                capture = {
+                    "EnableCapture": e.capture_enabled,
+                    "CaptureStatus": e.capture_status,
+                    "CurrentSamplingPercentage": e.sampling_percentage,
+                }
+            out["sagemaker_endpoint"][e.arn] = {
+                "endpoint_name": e.name,
+                "endpoint_status": e.status,
+                "endpoint_config_name": e.config_name,
+                "data_capture_config": capture,
+                "tags": tags(e.tags),
+            }
+        for c in truth.endpoint_configs:
+            row = {column_name(k): v for k, v in c.request.items()}
+            out["sagemaker_endpoint_config"][c.arn] = {**row, "tags": tags(c.tags)}
+        for sched in truth.schedules:
+            out["sagemaker_monitoring_schedule"][sched.arn] = {
+                "monitoring_schedule_name": sched.name,
+                "monitoring_type": sched.monitoring_type,
+                "monitoring_schedule_status": sched.status,
+                "endpoint_name": sched.endpoint_name,
+                "tags": tags(sched.tags),
+            }
+    return out
+
+
+def assert_tables_match_truth(settings: Settings, org: DemoOrg, account: str) -> None:
+    """Every table holds exactly the account's resources, and every column the seed set holds its value."""
+    for table, expected in expected_table_rows(org, account).items():
+        columns = sorted({c for row in expected.values() for c in row})
+        select = ", ".join(["_key", *columns]) if columns else "_key"
+        rows = view(settings, f"SELECT {select} FROM aws.{table} WHERE account_id = '{account}'")
+        assert {r[0] for r in rows} == set(expected), table
+        for key, *values in rows:
+            got = dict(zip(columns, values, strict=True))
+            for column, want in expected[key].items():
+                value = got[column]
+                if column == "data_capture_config" and table == "sagemaker_endpoint" and value is not None:
+                    value = {k: v for k, v in json.loads(value).items() if k in want}
+                elif isinstance(value, str) and isinstance(want, dict | list):
+                    value = json.loads(value)
+                assert value == want, (table, key, column)
+
+
 def today() -> str:
     return datetime.now(UTC).date().isoformat()
 
 
 def collect(settings: Settings, instance: dg.DagsterInstance, account: str, **kwargs: Any) -> dg.ExecuteInProcessResult:
+    defs = build_definitions(settings)
     return dg.materialize(
-        INVENTORY_ASSETS,
+        defs.assets,
         selection=[RAW_KEY],
         partition_key=account,
         instance=instance,
-        resources=build_resources(settings),
+        resources=defs.resources,
         **kwargs,
     )
 
 
 def build_day(settings: Settings, instance: dg.DagsterInstance, **kwargs: Any) -> dg.ExecuteInProcessResult:
     keys = [STATUS_KEY, *TABLE_KEYS.values()]
+    defs = build_definitions(settings)
     return dg.materialize(
-        INVENTORY_ASSETS,
+        defs.assets,
         selection=keys,
         partition_key=today(),
         instance=instance,
-        resources=build_resources(settings),
+        resources=defs.resources,
         **kwargs,
     )
 
@@ -94,8 +156,9 @@ def view(settings: Settings, sql: str) -> list[tuple]:
 
 def test_asset_with_build_asset_context(org: DemoOrg, settings: Settings, instance: dg.DagsterInstance) -> None:
     account = busiest_account(org)
-    context = dg.build_asset_context(partition_key=account, instance=instance)
-    events = list(sagemaker_account_snapshot(context, sm_config=build_resources(settings)["sm_config"]))
+    defs = build_definitions(settings)
+    context = dg.build_asset_context(partition_key=account, instance=instance, resources=defs.resources)
+    events = list(defs.get_assets_def(RAW_KEY)(context))
     (materialization,) = [e for e in events if isinstance(e, dg.AssetMaterialization)]
     assert (materialization.asset_key, materialization.partition) == (RAW_KEY, account)
     assert materialization.metadata["rows_by_type"].value["model_quality_job_definition"] == len(
@@ -118,40 +181,8 @@ def test_materialize_stores_exactly_what_exists(org: DemoOrg, settings: Settings
     assert checks and all(c.passed for c in checks), [(c.check_name, c.passed) for c in checks if not c.passed]
     assert {c.asset_check_key.name for c in checks} >= {"exact_columns_and_types", "key_unique_per_snapshot"}
 
-    rows = view(
-        settings,
-        "SELECT _key, tags, model_quality_job_input, network_config, job_resources, "
-        "model_quality_baseline_config, stopping_condition "
-        "FROM aws.sagemaker_model_quality_job_definition",
-    )
-    truth = {d.arn: d for r in REGIONS for d in org.region(account, r).job_definitions}
-    assert {r[0] for r in rows} == set(truth)
-    for key, tags, job_input, network, resources, baseline, stopping in rows:
-        d = truth[key]
-        assert tags == d.tags
-        assert json.loads(job_input) == d.request["ModelQualityJobInput"]
-        assert json.loads(resources) == d.request["JobResources"]
-        for stored, field in (
-            (network, "NetworkConfig"),
-            (baseline, "ModelQualityBaselineConfig"),
-            (stopping, "StoppingCondition"),
-        ):
-            assert (None if stored is None else json.loads(stored)) == d.request.get(field), (key, field)
-
-    endpoints = view(settings, "SELECT _key, endpoint_status FROM aws.sagemaker_endpoint")
-    assert dict(endpoints) == {e.arn: e.status for r in REGIONS for e in org.region(account, r).endpoints}
-    schedules = view(
-        settings,
-        "SELECT _key, monitoring_type, monitoring_schedule_status, "
-        "last_monitoring_execution_summary->>'MonitoringExecutionStatus' "
-        "FROM aws.sagemaker_monitoring_schedule",
-    )
-    expected = {
-        (s.arn, s.monitoring_type, s.status, s.last_execution_status)
-        for r in REGIONS
-        for s in org.region(account, r).schedules_of_type("ModelQuality")
-    }
-    assert set(schedules) == expected
+    assert_tables_match_truth(settings, org, account)
+    truth = org.expected_definition_arns()[account]
 
     mat = instance.get_latest_materialization_event(MQ_KEY)
     assert mat is not None
@@ -183,9 +214,8 @@ def test_denied_account_is_reported_not_empty(org: DemoOrg, settings: Settings, 
     assert view(settings, "SELECT count(*) FROM aws.sagemaker_model_quality_job_definition") == [(0,)]
     raw = instance.get_latest_materialization_event(RAW_KEY)
     assert raw.asset_materialization.metadata["statuses"].value == {  # type: ignore[union-attr]
-        "ok": 0,
-        "access_denied": 9,
-        "error": 0,
+        **dict.fromkeys(STATUSES, 0),
+        "access_denied": CELLS,
     }
 
 
@@ -201,7 +231,7 @@ def test_rematerializing_same_day_never_duplicates(
         "SELECT count(*), count(DISTINCT _key) FROM aws.sagemaker_model_quality_job_definition_history",
     )[0]
     assert total == distinct == len(org.expected_definition_arns()[account])
-    assert view(settings, "SELECT count(*) FROM aws.collection_status_history") == [(9,)]
+    assert view(settings, "SELECT count(*) FROM aws.collection_status_history") == [(CELLS,)]
     assert len(instance.fetch_materializations(RAW_KEY, limit=10).records) == 3  # one per collection
 
 
@@ -247,8 +277,6 @@ def test_region_error_stores_the_rest_and_turns_the_day_red(
 def test_one_run_materializes_each_account_partition_once(
     org: DemoOrg, settings: Settings, instance: dg.DagsterInstance
 ) -> None:
-    from sm_assets.definitions import build_definitions
-
     accounts = list(instance.get_dynamic_partitions("aws_account"))
     job = build_definitions(settings).resolve_job_def("sagemaker_inventory_job")
     result = job.execute_in_process(instance=instance, tags=shard_run_tags(accounts, 0, 1))
@@ -271,7 +299,19 @@ def test_one_run_materializes_each_account_partition_once(
     assert status["every_region_has_status"].passed
     assert build_day(settings, instance).success
     stored = view(settings, "SELECT count(*), count(DISTINCT account_id) FROM aws.collection_status")
-    assert stored == [(len(accounts) * 9, len(accounts))]
+    assert stored == [(len(accounts) * CELLS, len(accounts))]
+    for account in org.collectible_account_ids:  # every table, every account, tags-denied one included
+        assert_tables_match_truth(settings, org, account)
+    statuses = dict(
+        view(
+            settings,
+            "SELECT DISTINCT account_id || '/' || region, status FROM aws.collection_status "
+            "WHERE status IN ('tags_denied', 'region_disabled')",
+        )
+    )
+    expected = {f"{a}/{r}": "region_disabled" for a, r in org.disabled_regions}
+    expected |= {f"{a}/{r}": "tags_denied" for a in org.tags_denied_account_ids for r in REGIONS}
+    assert statuses == expected and len(expected) == 1 + len(REGIONS)
 
 
 def test_damaged_snapshot_file_is_named_and_loses_nothing(
@@ -279,8 +319,6 @@ def test_damaged_snapshot_file_is_named_and_loses_nothing(
 ) -> None:
     """A damaged data page (the footer still reads) fails the day's build with one line naming the file; the
     day's previous tables stay as they were."""
-    from sm_assets.definitions import build_definitions
-
     accounts = list(instance.get_dynamic_partitions("aws_account"))
     job = build_definitions(settings).resolve_job_def("sagemaker_inventory_job")
     assert job.execute_in_process(instance=instance, tags=shard_run_tags(accounts, 0, 1)).success
@@ -362,10 +400,15 @@ def test_check_file_refuses_another_accounts_rows(tmp_path: Path) -> None:
 def test_a_second_collection_reuses_the_stored_describes(
     org: DemoOrg, settings: Settings, instance: dg.DagsterInstance, between: str
 ) -> None:
-    """Immutable definitions are not described again: from the account's per-account snapshot, or from the
-    day's daily raw files once those hold it."""
+    """Immutable resources (job definitions of every type, endpoint configs) are not described again: from the
+    account's per-account snapshot, or from the day's daily raw files once those hold it."""
     account = busiest_account(org)
-    definitions = len(org.expected_definition_arns()[account])
+    immutable = [spec for spec in RESOURCE_SPECS if spec.immutable]
+    assert {s.resource_type for s in immutable} == {
+        *(s.resource_type for s in JOB_DEFINITION_SPECS.values()),
+        "endpoint_config",
+    }
+    definitions = sum(len(expected_table_rows(org, account)[spec.table.name]) for spec in immutable)
     assert collect(settings, instance, account).success
     if between == "the day's tables":
         assert build_day(settings, instance).success

@@ -16,6 +16,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from sm_assets.core.specs import RESOURCE_SPECS
 from sm_assets.demo.fake_aws import fake_aws_server
 from sm_assets.demo.seed import seed_demo_org
 
@@ -87,11 +88,17 @@ def test_four_concurrent_partition_runs(tmp_path: Path, monkeypatch: pytest.Monk
     expected = org.expected_definition_arns()
     with duckdb.connect(str(data / "sm_assets.duckdb"), read_only=True) as conn:
         stored = conn.execute("SELECT account_id, _key FROM aws.sagemaker_model_quality_job_definition").fetchall()
-        statuses = conn.execute("SELECT status, count(*) FROM aws.collection_status GROUP BY ALL").fetchall()
+        statuses = conn.execute(
+            "SELECT account_id, status, count(*) FROM aws.collection_status GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
         schedules = conn.execute("SELECT count(*) FROM aws.sagemaker_monitoring_schedule").fetchone()[0]
     by_account: dict[str, set[str]] = {}
     for account, key in stored:
         by_account.setdefault(account, set()).add(key)
     assert {a: by_account.get(a, set()) for a in accounts} == {a: expected[a] for a in accounts}
-    assert statuses == [("ok", 4 * 3 * 3)]  # accounts x regions x resource types
-    assert schedules == sum(len(org.expected_schedule_arns()[a]) for a in accounts)
+    # accounts x regions x resource types, every one collected (tags unreadable in the tags-denied account)
+    assert sum(n for _, _, n in statuses) == 4 * 3 * len(RESOURCE_SPECS)
+    assert {(a, st) for a, st, _ in statuses} <= {
+        (a, "tags_denied" if a in org.tags_denied_account_ids else "ok") for a in accounts
+    } | {(a, "ok") for a in accounts}
+    assert schedules == sum(len(org.expected_schedule_arns(None)[a]) for a in accounts)

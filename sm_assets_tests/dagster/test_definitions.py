@@ -6,12 +6,13 @@ import dagster as dg
 import pytest
 
 from sm_assets.core.config import Settings
-from sm_assets.core.schemas import MODEL_QUALITY_JOB_DEFINITION
+from sm_assets.core.reports.schemas import REPORT_TABLES
 from sm_assets.core.sharding import partition_changes, shards
-from sm_assets.core.specs import RESOURCE_SPECS
+from sm_assets.core.specs import MODEL_QUALITY_JOB_DEFINITION_SPEC, RESOURCE_SPECS
 from sm_assets.definitions import build_definitions
 from sm_assets.defs.inventory.assets import RAW_KEY, STATUS_KEY, TABLE_KEYS
-from sm_assets.defs.inventory.automation import aws_account_sensor, daily_inventory_refresh
+
+MODEL_QUALITY_JOB_DEFINITION = MODEL_QUALITY_JOB_DEFINITION_SPEC.table
 
 
 @pytest.fixture
@@ -32,9 +33,7 @@ def test_module_level_definitions_load(tmp_path: Path, monkeypatch: pytest.Monke
         "raw/sagemaker_account_snapshot",
         "aws/collection_status",
         *(f"aws/{spec.table.name}" for spec in RESOURCE_SPECS),
-        "reports/model_quality_coverage",
-        "reports/model_quality_findings",
-        "reports/model_quality_fleet_summary",
+        *(f"reports/{table}" for table in REPORT_TABLES),
         "analytics/model_quality_coverage_trend_30d",
     }
 
@@ -89,18 +88,22 @@ def test_daily_schedule_emits_one_run_per_shard(tmp_path: Path) -> None:
 
     accounts = [f"{i:012d}" for i in range(7)]
     settings = Settings.build(data_dir=tmp_path, regions=["us-east-1"], role_name="r", shard_size=3)
-    config = build_definitions(settings).resources["sm_config"]
+    defs = build_definitions(settings)
+    config = defs.resources["sm_config"]
     # A persistent instance (the schedule context needs its ref), not entered as a context manager: that
     # would leave Dagster's defs-state storage pointing at it once disposed.
     (tmp_path / "home").mkdir()
     instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "home"))
     instance.add_dynamic_partitions("aws_account", accounts)
-    context = dg.build_schedule_context(
+    # Closed on exit: the context enters the instance it loads from the ref, and would leave it set as the
+    # defs-state storage (until garbage collection) for the tests that follow.
+    with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=datetime(2026, 12, 1, 3, tzinfo=UTC),
         resources={"sm_config": config},
-    )
-    requests = daily_inventory_refresh(context)
+    ) as context:
+        # evaluate_tick: what the daemon calls (direct invocation would pass required resources as arguments).
+        requests = defs.resolve_schedule_def("daily_inventory_refresh").evaluate_tick(context).run_requests or []
     assert [
         (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in requests
     ] == [
@@ -119,14 +122,16 @@ def test_daily_schedule_emits_one_run_per_shard(tmp_path: Path) -> None:
 def test_account_sensor_adds_and_removes(defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("aws_account", ["999999999999", "111111111111"])
-    config = build_definitions(
+    explicit = build_definitions(
         Settings.build(
             data_dir=tmp_path, regions=["us-east-1"], role_name="r", accounts=["111111111111", "222222222222"]
         )
-    ).resources["sm_config"]
-    result = aws_account_sensor(dg.build_sensor_context(instance=instance, resources={"sm_config": config}))
-    assert isinstance(result, dg.SensorResult)
-    requests = {type(r).__name__: list(r.partition_keys) for r in result.dynamic_partitions_requests}
+    )
+    sensor = explicit.resolve_sensor_def("aws_account_sensor")
+    result = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, resources={"sm_config": explicit.resources["sm_config"]})
+    )
+    requests = {type(r).__name__: list(r.partition_keys) for r in result.dynamic_partitions_requests or []}
     assert requests == {
         "AddDynamicPartitionsRequest": ["222222222222"],
         "DeleteDynamicPartitionsRequest": ["999999999999"],
@@ -138,14 +143,14 @@ def test_account_sensor_skips_when_discovery_fails(defs: dg.Definitions, monkeyp
     import sm_assets.core.accounts as accounts
     from sm_assets.core.errors import AccountDiscoveryError
 
-    def denied(session: object = None) -> list[object]:
+    def denied(session: object = None, region: str | None = None) -> list[object]:
         raise AccountDiscoveryError("AWS Organizations ListAccounts failed (AccessDeniedException): ...")
 
     monkeypatch.setattr(accounts, "list_org_accounts", denied)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("aws_account", ["111111111111"])
     context = dg.build_sensor_context(instance=instance, resources={"sm_config": defs.resources["sm_config"]})
-    result = aws_account_sensor(context)
-    assert isinstance(result, dg.SkipReason)
+    result = defs.resolve_sensor_def("aws_account_sensor").evaluate_tick(context)
+    assert not result.dynamic_partitions_requests
     assert "AccessDeniedException" in (result.skip_message or "")
     assert instance.get_dynamic_partitions("aws_account") == ["111111111111"]

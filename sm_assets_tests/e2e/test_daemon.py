@@ -18,7 +18,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from sm_assets_tests.helpers import clean_env
+from sm_assets_tests.helpers import clean_env, fake_aws_env
 
 REPO = Path(__file__).resolve().parents[2]
 SHARD_SIZE = 3
@@ -91,12 +91,7 @@ def test_daily_schedule_shards_run_through_the_queue(tmp_path: Path) -> None:
                 "SM_ASSETS_REGIONS": "us-east-1,us-west-2",
                 "SM_ASSETS_SHARD_SIZE": str(SHARD_SIZE),
                 "SM_ASSETS_ACCOUNTS": ",".join(accounts),
-                "AWS_ENDPOINT_URL": endpoint,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_CONFIG_FILE": "/dev/null",
-                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                **fake_aws_env(endpoint),
             }
         )
         instance = dg.DagsterInstance.from_config(str(home))

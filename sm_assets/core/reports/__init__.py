@@ -1,8 +1,9 @@
 """Model quality monitoring reports, computed from one day's tables (no Dagster here).
 
-Three report tables, one row per (report_date, account_id, region), per finding, and per report_date:
-``model_quality_coverage``, ``model_quality_findings`` and ``model_quality_fleet_summary``. The counting
-rules and severities are in docs/reports.md.
+Four report tables: ``model_quality_coverage`` (one row per report_date, account_id and region),
+``model_quality_findings`` (one per finding), ``model_quality_fleet_summary`` (one per report_date) and
+``endpoint_monitor_coverage`` (one per endpoint and monitoring type). The counting rules and severities
+are in docs/reports.md.
 """
 
 from sm_assets.core.reports.agreement import check_findings_agreement, report_checks
@@ -14,12 +15,21 @@ from sm_assets.core.reports.compute import (
     report_day,
     stored_summary,
 )
-from sm_assets.core.reports.formatting import format_terminal_table, summary_markdown, worst_accounts
+from sm_assets.core.reports.formatting import (
+    format_terminal_table,
+    monitor_matrix,
+    states_by_monitor_type,
+    summary_markdown,
+    worst_accounts,
+)
 from sm_assets.core.reports.frames import arrow_schema, empty_frame, empty_table, findings_by_severity, to_arrow
 from sm_assets.core.reports.schemas import (
     COVERAGE_COLUMNS,
     COVERAGE_SCHEMA,
     COVERAGE_TABLE,
+    ENDPOINT_MONITOR_COLUMNS,
+    ENDPOINT_MONITOR_SCHEMA,
+    ENDPOINT_MONITOR_TABLE,
     FINDING_SEVERITY,
     FINDINGS_COLUMNS,
     FINDINGS_SCHEMA,
@@ -36,6 +46,11 @@ from sm_assets.core.reports.schemas import (
 )
 
 __all__ = [
+    "ENDPOINT_MONITOR_COLUMNS",
+    "ENDPOINT_MONITOR_SCHEMA",
+    "ENDPOINT_MONITOR_TABLE",
+    "monitor_matrix",
+    "states_by_monitor_type",
     "COVERAGE_COLUMNS",
     "COVERAGE_SCHEMA",
     "COVERAGE_TABLE",

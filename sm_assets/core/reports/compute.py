@@ -19,11 +19,13 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from sm_assets.core import duck, lake, layout
+from sm_assets.core import duck, lake, layout, statuses
+from sm_assets.core.config import DEFAULT_STALE_AFTER_DAYS
 from sm_assets.core.errors import LakeError
 from sm_assets.core.layout import LakeDir
 from sm_assets.core.reports.formatting import summary_markdown, worst_accounts
 from sm_assets.core.reports.frames import (
+    arrow_schema,
     arrow_to_pandas,
     as_date,
     check_regions,
@@ -40,6 +42,7 @@ from sm_assets.core.reports.frames import (
 )
 from sm_assets.core.reports.schemas import (
     COVERAGE_SCHEMA,
+    ENDPOINT_MONITOR_SCHEMA,
     FINDING_SEVERITY,
     FINDINGS_SCHEMA,
     RESOURCE_TYPES,
@@ -53,12 +56,13 @@ from sm_assets.core.reports.sql import (
     FINDING_RULES,
     STAGES,
     coverage_sql,
+    endpoint_monitor_sql,
     finding_counts_sql,
     findings_sql,
     with_clause,
 )
 from sm_assets.core.snapshots import daily_days
-from sm_assets.core.specs import RESOURCE_SPECS
+from sm_assets.core.specs import MONITOR_TYPES, RESOURCE_SPECS, monitor_type_snake
 
 
 @dataclass
@@ -69,6 +73,8 @@ class ReportResult:
     # (millions at fleet scale) and is written to Parquet as is; ``findings.to_pandas()`` for a DataFrame.
     findings: pa.Table
     summary: pd.DataFrame  # SUMMARY_COLUMNS, one row (zero rows when reason is set)
+    # ENDPOINT_MONITOR_COLUMNS: one row per (endpoint, monitoring type) of every collected account-region
+    endpoint_monitor: pd.DataFrame = field(default_factory=lambda: empty_frame(ENDPOINT_MONITOR_SCHEMA))
     reason: str | None = None  # set when there are no daily tables for report_date
     snapshot_dates_used: dict[str, date] = field(default_factory=dict)
     # Fleet numbers of the previous report date, for display only: its own change columns are NULL.
@@ -100,7 +106,11 @@ def day_views(conn: duckdb.DuckDBPyConnection, lake_dir: LakeDir, day: date) -> 
 
 
 def compute_reports(
-    conn: duckdb.DuckDBPyConnection, lake_dir: LakeDir, report_date: date, regions: Sequence[str]
+    conn: duckdb.DuckDBPyConnection,
+    lake_dir: LakeDir,
+    report_date: date,
+    regions: Sequence[str],
+    stale_after_days: int = DEFAULT_STALE_AFTER_DAYS,
 ) -> ReportResult:
     """Coverage, findings and fleet summary as of ``report_date``, from that day's tables.
 
@@ -130,15 +140,16 @@ def compute_reports(
     prev = None if previous_date is None else stored_summary(conn, lake_dir, previous_date)
     if previous_date is not None and prev is None and day_views(conn, lake_dir, previous_date):
         # first: its temporary tables are gone before this date's findings take memory
-        with _materialized(conn, _params(previous_date, regions)) as core:
-            prev = fleet_numbers(core.coverage(), core.severity_counts())
+        with _materialized(conn, _params(previous_date, regions, stale_after_days)) as core:
+            prev = fleet_numbers(core.coverage(), core.severity_counts(), core.endpoint_monitor())
 
     day_views(conn, lake_dir, report_date)
-    with _materialized(conn, _params(report_date, regions)) as core:
+    with _materialized(conn, _params(report_date, regions, stale_after_days)) as core:
         coverage = core.coverage()
+        endpoint_monitor = core.endpoint_monitor()
         used = core.snapshot_dates_used()
         findings = core.take_findings()
-    fleet = fleet_numbers(coverage, findings_by_severity(findings))
+    fleet = fleet_numbers(coverage, findings_by_severity(findings), endpoint_monitor)
 
     previous_summary = None
     change: dict[str, Any] = {
@@ -158,6 +169,7 @@ def compute_reports(
         coverage=coverage,
         findings=findings,
         summary=summary,
+        endpoint_monitor=endpoint_monitor,
         reason=None,
         snapshot_dates_used=used,
         previous_summary=previous_summary,
@@ -169,7 +181,7 @@ def stored_summary(conn: duckdb.DuckDBPyConnection, lake_dir: LakeDir, day: date
     """The fleet numbers of a stored summary report, or None when that date has none."""
     path = layout.report_file(lake_dir, SUMMARY_TABLE, day)
     try:
-        table = lake.read_file(path, pa.schema([pa.field(c.name, c.arrow_type) for c in SUMMARY_SCHEMA]))
+        table = lake.read_file(path, arrow_schema(SUMMARY_SCHEMA))
     except LakeError:
         return None
     frame = arrow_to_pandas(table)
@@ -224,8 +236,13 @@ def report_day(folder_name: str) -> date | None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _params(report_date: date, regions: list[str]) -> dict[str, Any]:
-    return {"report_date": report_date, "regions": regions, "resource_types": list(RESOURCE_TYPES)}
+def _params(report_date: date, regions: list[str], stale_after_days: int) -> dict[str, Any]:
+    return {
+        "report_date": report_date,
+        "regions": regions,
+        "resource_types": list(RESOURCE_TYPES),
+        "stale_before": report_date - timedelta(days=stale_after_days),
+    }
 
 
 class _Core:
@@ -237,6 +254,9 @@ class _Core:
     def coverage(self) -> pd.DataFrame:
         return fetch_frame(self.conn, coverage_sql(self.tables), self.params, COVERAGE_SCHEMA)
 
+    def endpoint_monitor(self) -> pd.DataFrame:
+        return fetch_frame(self.conn, endpoint_monitor_sql(self.tables), self.params, ENDPOINT_MONITOR_SCHEMA)
+
     def take_findings(self) -> pa.Table:
         """Every finding, in report order. The last use of this core: it drops each temporary table as
         soon as no remaining query reads it.
@@ -244,10 +264,7 @@ class _Core:
         One sorted query per severity (the first sort key) gives the same rows in the same order as one
         query, but each sort holds only its severity's rows; the severities reading the most tables run
         first so that those tables are freed while the findings accumulate."""
-        reads = {
-            level: {source for code, (source, _, _, _) in FINDING_RULES.items() if FINDING_SEVERITY[code] == level}
-            for level in SEVERITIES
-        }
+        reads = {level: {rule.source for rule in FINDING_RULES if rule.severity == level} for level in SEVERITIES}
         order = sorted(SEVERITIES, key=lambda level: -len(reads[level]))
         parts: dict[str, pa.Table] = {}
         for i, level in enumerate(order):
@@ -298,33 +315,48 @@ def _materialized(conn: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> It
                 conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def fleet_numbers(coverage: pd.DataFrame, severity_counts: Mapping[str, int] | None) -> dict[str, Any]:
+def fleet_numbers(
+    coverage: pd.DataFrame, severity_counts: Mapping[str, int] | None, endpoint_monitor: pd.DataFrame
+) -> dict[str, Any]:
+    """The fleet summary's numbers. An account counts once: denied if any region is denied, else failed if
+    any failed, else stale if its snapshot is; endpoints count in regions whose resources were collected."""
     status = coverage["collection_status"]
     per_account = (
         pd.DataFrame(
             {
                 "account_id": coverage["account_id"],
-                "denied": status.eq("access_denied"),
-                "error": status.eq("error"),
+                "denied": status.eq(statuses.ACCESS_DENIED),
+                "error": status.eq(statuses.ERROR),
+                "stale": status.eq(statuses.STALE),
             }
         )
-        .groupby("account_id")[["denied", "error"]]
+        .groupby("account_id")[["denied", "error", "stale"]]
         .any()
     )
     denied = per_account["denied"]
     error = per_account["error"] & ~denied
-    ok = status.eq("ok")
-    in_service = int(coverage.loc[ok, "endpoints_in_service"].sum())
-    active = int(coverage.loc[ok, "endpoints_with_active_schedule"].sum())
+    stale = per_account["stale"] & ~denied & ~error
+    counted = status.isin(statuses.COUNTED)
+    in_service = int(coverage.loc[counted, "endpoints_in_service"].sum())
+    active = int(coverage.loc[counted, "endpoints_with_active_schedule"].sum())
+    serving = endpoint_monitor[endpoint_monitor["serving"].astype(bool)]
+    endpoints_serving = int((serving["monitor_type"] == MONITOR_TYPES[0]).sum())
     out: dict[str, Any] = {
         "accounts_total": len(per_account),
-        "accounts_ok": int((~denied & ~error).sum()),
+        "accounts_ok": int((~denied & ~error & ~stale).sum()),
         "accounts_denied": int(denied.sum()),
         "accounts_error": int(error.sum()),
+        "accounts_stale": int(stale.sum()),
         "endpoints_in_service": in_service,
         "endpoints_with_active_schedule": active,
         "fleet_coverage_pct": 100.0 * active / in_service if in_service else None,
+        "endpoints_serving": endpoints_serving,
     }
+    for monitor_type in MONITOR_TYPES:
+        watched = int(((serving["monitor_type"] == monitor_type) & (serving["state"] == "effective")).sum())
+        prefix = monitor_type_snake(monitor_type)
+        out[f"{prefix}_endpoints_effectively_watched"] = watched
+        out[f"{prefix}_effective_coverage_pct"] = 100.0 * watched / endpoints_serving if endpoints_serving else None
     if severity_counts is not None:
         for level in SEVERITIES:
             out[f"findings_{level}"] = int(severity_counts.get(level, 0))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
 import pandas as pd
+from tabulate import tabulate
 
+from sm_assets.core import statuses
 from sm_assets.core.reports.frames import conform, empty_frame, findings_total, isna, row_dict
 from sm_assets.core.reports.schemas import WORST_ACCOUNTS_SCHEMA
+from sm_assets.core.specs import MONITOR_TYPES
 
 
 def worst_accounts(coverage_df: pd.DataFrame, n: int = 10) -> pd.DataFrame:
@@ -21,7 +25,7 @@ def worst_accounts(coverage_df: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     if coverage_df.empty:
         return empty_frame(WORST_ACCOUNTS_SCHEMA)
     cov = coverage_df[coverage_df["report_date"] == coverage_df["report_date"].max()]
-    ok = cov["collection_status"].eq("ok")
+    ok = cov["collection_status"].isin(statuses.COUNTED)
     work = pd.DataFrame(
         {
             "account_id": cov["account_id"],
@@ -29,6 +33,7 @@ def worst_accounts(coverage_df: pd.DataFrame, n: int = 10) -> pd.DataFrame:
             "ok": ok,
             "denied": cov["collection_status"].eq("access_denied"),
             "error": cov["collection_status"].eq("error"),
+            "stale": cov["collection_status"].eq(statuses.STALE),
             "ins": cov["endpoints_in_service"].astype("Float64").where(ok),
             "act": cov["endpoints_with_active_schedule"].astype("Float64").where(ok),
         }
@@ -40,6 +45,7 @@ def worst_accounts(coverage_df: pd.DataFrame, n: int = 10) -> pd.DataFrame:
         regions_total=("ok", "size"),
         denied=("denied", "any"),
         error=("error", "any"),
+        stale=("stale", "any"),
     )
     sums = grouped[["ins", "act"]].sum(min_count=1)  # all regions unknown -> NULL, not 0
     acc["endpoints_in_service"] = sums["ins"]
@@ -47,10 +53,11 @@ def worst_accounts(coverage_df: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     acc["endpoints_unmonitored"] = sums["ins"] - sums["act"]
     acc["coverage_pct"] = (100 * sums["act"] / sums["ins"]).where(sums["ins"] > 0)
     acc["collection_status"] = "ok"
+    acc.loc[acc["stale"], "collection_status"] = statuses.STALE
     acc.loc[acc["error"], "collection_status"] = "error"
     acc.loc[acc["denied"], "collection_status"] = "access_denied"
     acc["_null"] = acc["coverage_pct"].isna()
-    acc["_rank"] = acc["collection_status"].map({"access_denied": 0, "error": 1, "ok": 2})
+    acc["_rank"] = acc["collection_status"].map({"access_denied": 0, "error": 1, statuses.STALE: 2, "ok": 3})
     acc["_unmon"] = acc["endpoints_unmonitored"].fillna(0)
     acc = acc.reset_index().sort_values(
         ["_null", "coverage_pct", "_rank", "_unmon", "account_id"],
@@ -114,18 +121,45 @@ def summary_markdown(
 
 
 def format_terminal_table(df: pd.DataFrame) -> str:
-    """Plain aligned text table: numbers right-aligned, floats to 1 decimal, NULL as '-'."""
-    headers = [str(c) for c in df.columns]
-    cells = [[cell(v) for v in row] for row in df.itertuples(index=False, name=None)]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    right = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
+    """The frame as a terminal table: numbers right-aligned, floats to 1 decimal, NULL as '-'."""
+    return text_table([str(c) for c in df.columns], df.itertuples(index=False, name=None), floatfmt=".1f")
 
-    def line(values: list[str]) -> str:
-        parts = [v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)]
-        return "  ".join(parts).rstrip()
 
-    out = [line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells]
-    return "\n".join(out)
+def text_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    missing: str = "-",
+    floatfmt: str = "g",
+    max_width: int | None = None,
+) -> str:
+    """Plain aligned text (tabulate's "simple" format): numeric columns right-aligned, the others left-aligned
+    and never read as numbers (an account id keeps its leading zeros); NULL as `missing`; text longer than
+    `max_width` cut with an ellipsis."""
+
+    def is_number(v: Any) -> bool:
+        return isinstance(v, numbers.Number) and not isinstance(v, bool)
+
+    def value(v: Any) -> Any:
+        if v is None or isna(v):
+            return None
+        if is_number(v):
+            return v
+        text = cell(v)
+        return text if max_width is None or len(text) <= max_width else text[: max_width - 1] + "…"
+
+    body = [[value(v) for v in row] for row in rows]
+    textual = [i for i in range(len(headers)) if not all(is_number(r[i]) for r in body if r[i] is not None)]
+    return tabulate(
+        body,
+        headers=list(headers),
+        tablefmt="simple",
+        floatfmt=floatfmt,
+        missingval=missing,
+        numalign="right",
+        stralign="left",
+        disable_numparse=textual,
+    )
 
 
 def pct(value: Any) -> str:
@@ -156,3 +190,36 @@ def markdown_table(df: pd.DataFrame) -> str:
         for row in df.itertuples(index=False, name=None)
     ]
     return "\n".join([header, sep, *rows])
+
+
+MONITOR_STATES = ("effective", "degraded", "missing")
+
+
+def monitor_matrix(endpoint_monitor: pd.DataFrame) -> pd.DataFrame:
+    """Serving endpoints by monitoring type and state: one row per type, then the most common reasons."""
+    serving = (
+        endpoint_monitor[endpoint_monitor["serving"].astype(bool)] if not endpoint_monitor.empty else endpoint_monitor
+    )
+    out = []
+    for monitor_type in MONITOR_TYPES:
+        rows = serving[serving["monitor_type"] == monitor_type] if not serving.empty else serving
+        counts = {state: int((rows["state"] == state).sum()) if not rows.empty else 0 for state in MONITOR_STATES}
+        total = sum(counts.values())
+        reasons = pd.Series([r for rs in rows["reasons"] for r in rs if r != "no_schedule"], dtype=object)
+        top = ", ".join(f"{r} {n}" for r, n in reasons.value_counts().head(3).items()) if len(reasons) else ""
+        out.append(
+            {
+                "monitor_type": monitor_type,
+                "serving_endpoints": total,
+                **counts,
+                "effective_pct": round(100.0 * counts["effective"] / total, 1) if total else None,
+                "top_reasons": top,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def states_by_monitor_type(endpoint_monitor: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """{monitor type: {state: serving endpoints}} (the endpoint monitor report's metadata)."""
+    matrix = monitor_matrix(endpoint_monitor)
+    return {row.monitor_type: {s: int(getattr(row, s)) for s in MONITOR_STATES} for row in matrix.itertuples()}

@@ -12,17 +12,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sm_assets.core.reports.schemas import SEVERITIES
-from sm_assets.core.schemas import Column
+from sm_assets.core.schemas import Column, arrow_schema
 
 
 def empty_frame(columns: Sequence[Column]) -> pd.DataFrame:
     """A zero-row DataFrame with the report dtypes."""
     return conform(pd.DataFrame({c.name: [] for c in columns}), columns)
-
-
-def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
-    """Arrow schema of a report table (all fields nullable, like the lake's TableSpec schemas)."""
-    return pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
 
 
 def empty_table(columns: Sequence[Column]) -> pa.Table:
@@ -68,11 +63,12 @@ def fetch_frame(
     return arrow_to_pandas(fetch_arrow(conn, sql, params, columns))
 
 
-GROUP_KEYS = ["report_date", "account_id", "region", "finding", "severity"]
+GROUP_KEYS = ["report_date", "account_id", "region", "finding", "severity", "monitor_type"]
 
 
 def finding_groups(findings: pa.Table | pd.DataFrame) -> pd.DataFrame:
-    """Number of findings ``n`` per (report_date, account_id, region, finding, severity), NULL keys kept."""
+    """Number of findings ``n`` per (report_date, account_id, region, finding, severity, monitor_type), NULL
+    keys kept."""
     if isinstance(findings, pd.DataFrame):
         if findings.empty:
             return pd.DataFrame({**{k: pd.Series(dtype=object) for k in GROUP_KEYS}, "n": pd.Series(dtype="int64")})

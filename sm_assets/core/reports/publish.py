@@ -11,7 +11,7 @@ import pyarrow as pa
 from sm_assets.core import duck, lake, layout
 from sm_assets.core.chart import coverage_chart_html
 from sm_assets.core.layout import LakeDir, LakePath
-from sm_assets.core.reports.compute import ReportResult, compute_reports, coverage_trend
+from sm_assets.core.reports.compute import DEFAULT_STALE_AFTER_DAYS, ReportResult, compute_reports, coverage_trend
 from sm_assets.core.reports.formatting import worst_accounts
 from sm_assets.core.reports.frames import arrow_schema, to_arrow
 from sm_assets.core.reports.schemas import REPORT_TABLES, SUMMARY_TABLE, TREND_30D_SCHEMA, TREND_30D_TABLE
@@ -24,14 +24,18 @@ class PublishedReports:
     chart: LakePath
 
 
-def publish_reports(lake_dir: LakeDir, day: date, regions: tuple[str, ...] | list[str]) -> PublishedReports:
+def publish_reports(
+    lake_dir: LakeDir, day: date, regions: tuple[str, ...] | list[str], stale_after_days: int = DEFAULT_STALE_AFTER_DAYS
+) -> PublishedReports:
     """Reports as of `day` from that day's tables (an in-memory DuckDB: no lock on the DuckDB file)."""
     with duck.connect(lake_dir) as conn:
-        result = compute_reports(conn, lake_dir, day, regions)
+        result = compute_reports(conn, lake_dir, day, regions, stale_after_days)
         trend = coverage_trend(conn, lake_dir, day, 30, reuse=result)
     paths = {
         table: lake.write_atomic(to_arrow(data, REPORT_TABLES[table]), layout.report_file(lake_dir, table, day))
-        for table, data in zip(REPORT_TABLES, (result.coverage, result.findings, result.summary), strict=True)
+        for table, data in zip(
+            REPORT_TABLES, (result.coverage, result.findings, result.summary, result.endpoint_monitor), strict=True
+        )
     }
     chart = layout.chart_file(lake_dir, day)
     lake.write_text(coverage_chart_html(day.isoformat(), worst_accounts(result.coverage, 50), trend), chart)
